@@ -1,7 +1,8 @@
 // relay_url_oracle.mjs — ask the real Rust iroh (npm @number0/iroh, native iroh 1.0.2) how it
 // normalises relay URLs.
 //
-// Usage (from the repo root):  echo '["HTTPS://Relay.Example.COM:443"]' | node interop/relay_url_oracle.mjs
+// Usage (from the repo root):
+//   echo '["HTTPS://Relay.Example.COM:443"]' | node interop/relay_url_oracle.mjs
 // Input:  a JSON array of strings on stdin.
 // Output: a JSON array of {input, ok: true, normalised} or {input, ok: false, error} on stdout.
 //

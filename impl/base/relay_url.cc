@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "base/relay_url_idna_table.h"
 
 namespace iroh {
 namespace {
@@ -32,21 +35,24 @@ constexpr int hex_value(unsigned char c) {
   return c - 'A' + 10;
 }
 
-// Quote the caller's input for an error message: printable ASCII as is, the rest as \xNN, and at
-// most 200 bytes of it.
+bool decode_utf8(std::string_view s, std::u32string* out);
+
+// Quote the caller's input for an error message: printable ASCII and (if the input is valid
+// UTF-8) non-ASCII as is, everything else as \xNN; at most about 200 bytes of it.
 std::string quote_input(std::string_view in) {
   static constexpr char kHex[] = "0123456789abcdef";
+  const bool utf8 = decode_utf8(in, nullptr);
   std::string out = "\"";
   size_t n = 0;
   for (unsigned char c : in) {
-    if (++n > 200) {
+    if (++n > 200 && (c & 0xc0) != 0x80) {
       out += "...";
       break;
     }
-    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
-      out += static_cast<char>(c);
-    } else if (c == '"' || c == '\\') {
+    if (c == '"' || c == '\\') {
       out += '\\';
+      out += static_cast<char>(c);
+    } else if ((c >= 0x20 && c < 0x7f) || (c >= 0x80 && utf8)) {
       out += static_cast<char>(c);
     } else {
       out += "\\x";
@@ -163,48 +169,44 @@ constexpr bool is_forbidden_host_byte(unsigned char c) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// IDNA (UTS #46) mapping: a verified subset. Returns the mapped code point for code points whose
-// UTS #46 status we know (valid -> itself, simple case mapping -> lower case), or 0 if the code
-// point is outside the supported subset. Every code point accepted here was checked against the
-// Rust implementation (idna 1.1.0) and is "inert" for NFC (canonical combining class 0, no
-// composition partners), not a combining mark, and of a left-to-right bidi class, so a label made
+// IDNA (UTS #46) mapping, a verified subset. Returns what UTS #46 maps the non-ASCII code point c
+// to, for the code points we know: c itself if c is in the generated table of "inert" valid code
+// points (relay_url_idna_table.h), the lower-case letter for the upper-case letters of Latin-1,
+// Latin Extended-A, Greek and Cyrillic (checked one by one against the Rust oracle), and 0 for
+// everything else (which we reject). Every result is an inert valid code point, so a label made
 // of them needs no normalisation, CheckJoiners or CheckBidi work.
 // ---------------------------------------------------------------------------------------------
 
+bool is_inert_valid(char32_t c) {
+  const auto& table = relay_url_detail::kIdnaInertValid;
+  auto it = std::upper_bound(
+      table.begin(), table.end(), c,
+      [](char32_t v, const relay_url_detail::CodePointRange& r) { return v < r.first; });
+  return it != table.begin() && c <= std::prev(it)->last;
+}
+
 char32_t idna_map(char32_t c) {
-  // Latin-1 Supplement.
-  if (c >= 0xdf && c <= 0xff && c != 0xf7) return c;  // valid lower case (incl. ß, deviation)
+  if (is_inert_valid(c)) return c;
+  // Latin-1 Supplement: À..Þ except ×.
   if (c >= 0xc0 && c <= 0xde && c != 0xd7) return c + 0x20;
-  // Latin Extended-A.
-  if (c >= 0x100 && c <= 0x17f) {
-    if (c == 0x130 || c == 0x132 || c == 0x133 || c == 0x13f || c == 0x140 || c == 0x149 ||
-        c == 0x17f) {
-      return 0;  // multi-code-point or compatibility mappings
-    }
-    if (c == 0x131 || c == 0x138) return c;  // dotless i, kra
-    if (c == 0x178) return 0xff;             // Ÿ -> ÿ
-    bool even_upper = (c < 0x138) || (c >= 0x14a && c <= 0x177);
-    bool upper = even_upper ? (c % 2 == 0) : (c % 2 == 1);
-    return upper ? c + 1 : c;
+  // Latin Extended-A: upper/lower pairs; the few compatibility or multi-code-point mappings
+  // (İ, Ĳ, Ŀ, ŉ, ſ) are not supported.
+  if (c >= 0x100 && c <= 0x17e) {
+    if (c == 0x130 || c == 0x132 || c == 0x13f || c == 0x149) return 0;
+    if (c == 0x178) return 0xff;  // Ÿ -> ÿ
+    bool even_is_upper = c < 0x138 || (c >= 0x14a && c <= 0x177);
+    bool upper = even_is_upper ? (c % 2 == 0) : (c % 2 == 1);
+    return upper ? c + 1 : 0;
   }
   // Greek.
-  if ((c >= 0x3ac && c <= 0x3ce) || c == 0x390) return c;  // incl. final sigma (deviation)
   if (c == 0x386) return 0x3ac;
   if (c >= 0x388 && c <= 0x38a) return c + 0x25;
   if (c == 0x38c) return 0x3cc;
   if (c == 0x38e || c == 0x38f) return c + 0x3f;
   if ((c >= 0x391 && c <= 0x3a1) || (c >= 0x3a3 && c <= 0x3ab)) return c + 0x20;
   // Cyrillic.
-  if (c >= 0x430 && c <= 0x45f) return c;
-  if (c >= 0x410 && c <= 0x42f) return c + 0x20;
   if (c >= 0x400 && c <= 0x40f) return c + 0x50;
-  // Hiragana, Katakana.
-  if (c >= 0x3041 && c <= 0x3096) return c;
-  if (c >= 0x30a1 && c <= 0x30fa) return c;
-  // CJK Unified Ideographs.
-  if (c >= 0x4e00 && c <= 0x9fff) return c;
-  // Hangul syllables.
-  if (c >= 0xac00 && c <= 0xd7a3) return c;
+  if (c >= 0x410 && c <= 0x42f) return c + 0x20;
   return 0;
 }
 
@@ -331,7 +333,25 @@ bool punycode_decode(std::string_view input, std::u32string& out) {
 
 constexpr size_t kPunycodeDecodeMaxInput = 2000;  // idna 1.1.0 limits
 constexpr size_t kPunycodeEncodeMaxInput = 1000;
-constexpr char kNeedsIdna[] = "non-ASCII host needs IDNA mapping not supported";
+// "U+00E9".
+std::string code_point_name(char32_t c) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out = "U+";
+  for (int shift = 20; shift >= 0; shift -= 4) {
+    if ((c >> shift) != 0 || shift < 16) out += kHex[(c >> shift) & 15];
+  }
+  return out;
+}
+
+std::string forbidden_host_code_point(char32_t c) {
+  return "forbidden host code point " + (c > 0x20 && c < 0x7f
+                                             ? "'" + std::string(1, static_cast<char>(c)) + "'"
+                                             : code_point_name(c));
+}
+
+std::string needs_idna(char32_t c) {
+  return "non-ASCII host needs IDNA mapping not supported (" + code_point_name(c) + ")";
+}
 
 bool starts_with_xn(const std::u32string& label) {
   return label.size() >= 4 && label[0] == 'x' && label[1] == 'n' && label[2] == '-' &&
@@ -351,9 +371,11 @@ std::string check_punycode_label(const std::u32string& label) {
       if (is_forbidden_domain_ascii(c) || c == '.') return "invalid Punycode label";
       continue;
     }
-    char32_t m = idna_map(c);
-    if (m == 0) return kNeedsIdna;
-    if (m != c) return "invalid Punycode label (decodes to a character IDNA maps)";
+    if (idna_map(c) != c) {
+      std::string text(label.begin(), label.end());  // ASCII
+      return "Punycode label \"" + text + "\" decodes to " + code_point_name(c) +
+             ", which is invalid in a domain or not supported (see relay_url.h)";
+    }
   }
   if (decoded.size() > kPunycodeEncodeMaxInput) return "Punycode label too long";
   return "";
@@ -371,23 +393,14 @@ std::string domain_to_ascii(std::string_view domain, std::string& out) {
       m = ascii_lower(static_cast<unsigned char>(c));
     } else {
       m = idna_map(c);
-      if (m == 0) return kNeedsIdna;
+      if (m == 0) return needs_idna(c);
     }
     if (m == '.') {
       labels.emplace_back();
       continue;
     }
     if (m < 0x80 && is_forbidden_domain_ascii(m)) {
-      std::string reason = "forbidden host code point ";
-      if (m > 0x20 && m < 0x7f) {
-        reason += "'" + std::string(1, static_cast<char>(m)) + "'";
-      } else {
-        static constexpr char kHex[] = "0123456789ABCDEF";
-        reason += "U+00";
-        reason += kHex[m >> 4];
-        reason += kHex[m & 15];
-      }
-      return reason;
+      return forbidden_host_code_point(m);
     }
     labels.back().push_back(m);
   }
@@ -412,9 +425,6 @@ std::string domain_to_ascii(std::string_view domain, std::string& out) {
   }
   return "";
 }
-
-// WHATWG "ends in a number" checker.
-bool ends_in_a_number(std::string_view s);
 
 // IPv4 number parser. Returns false on syntax failure; sets overflow if the value exceeds u32.
 bool parse_ipv4_number(std::string_view in, uint32_t& value, bool& overflow) {
@@ -449,6 +459,7 @@ bool parse_ipv4_number(std::string_view in, uint32_t& value, bool& overflow) {
   return true;
 }
 
+// WHATWG "ends in a number" checker.
 bool ends_in_a_number(std::string_view s) {
   size_t dot = s.rfind('.');
   std::string_view last = dot == std::string_view::npos ? s : s.substr(dot + 1);
@@ -636,9 +647,7 @@ std::string serialize_ipv6(const std::array<uint16_t, 8>& a) {
 // Dot segments
 // ---------------------------------------------------------------------------------------------
 
-bool is_single_dot(std::string_view s) {
-  return s == "." || s == "%2e" || s == "%2E";
-}
+bool is_single_dot(std::string_view s) { return s == "." || s == "%2e" || s == "%2E"; }
 bool is_double_dot(std::string_view s) {
   return s == ".." || s == ".%2e" || s == ".%2E" || s == "%2e." || s == "%2E." || s == "%2e%2e" ||
          s == "%2e%2E" || s == "%2E%2e" || s == "%2E%2E";
@@ -688,7 +697,7 @@ class RelayUrlParser {
     if (p == in_.size()) return fail("missing scheme (relative URL without a base)");
     ++p;  // ':'
     if (scheme == "file") {
-      return fail("file: URLs are not supported (expected http, https, ws or wss)");
+      return fail("unsupported scheme \"file\" (a relay cannot be a file: URL)");
     }
     url_.default_port_ = default_port_for(scheme);
     special_ = url_.default_port_.has_value();
@@ -706,15 +715,15 @@ class RelayUrlParser {
       // No authority.
       url_.username_begin_ = url_.username_end_ = static_cast<uint32_t>(out_.size());
       url_.password_begin_ = url_.password_end_ = url_.username_end_;
-      url_.path_begin_ = static_cast<uint32_t>(out_.size());
+      const size_t path_begin = out_.size();
+      url_.path_begin_ = static_cast<uint32_t>(path_begin);
       if (p < in_.size() && at(p) == '/') {
-        std::vector<std::string> segments;
-        p = parse_path(p + 1, segments);
-        if (segments.size() > 1 && segments[0].empty()) {
-          out_ += "/.";  // keep "foo:/.//p" from becoming "foo://p"
-          url_.path_begin_ = static_cast<uint32_t>(out_.size());
+        out_ += '/';
+        p = parse_path(p + 1, path_begin);
+        if (out_.compare(path_begin, 2, "//") == 0) {
+          out_.insert(path_begin, "/.");  // keep "foo:/.//p" from becoming "foo://p"
+          url_.path_begin_ += 2;
         }
-        for (const std::string& s : segments) out_ += "/" + s;
       } else {
         // Opaque path.
         while (p < in_.size() && at(p) != '?' && at(p) != '#') {
@@ -829,17 +838,16 @@ class RelayUrlParser {
     }
 
     // Path start.
-    url_.path_begin_ = static_cast<uint32_t>(out_.size());
+    const size_t path_begin = out_.size();
+    url_.path_begin_ = static_cast<uint32_t>(path_begin);
     if (special_) {
+      out_ += '/';
       if (p < in_.size() && (at(p) == '/' || at(p) == '\\')) ++p;
-      std::vector<std::string> segments;
-      p = parse_path(p, segments);
-      for (const std::string& s : segments) out_ += "/" + s;
+      p = parse_path(p, path_begin);
     } else if (p < in_.size() && at(p) != '?' && at(p) != '#') {
+      out_ += '/';
       if (at(p) == '/') ++p;
-      std::vector<std::string> segments;
-      p = parse_path(p, segments);
-      for (const std::string& s : segments) out_ += "/" + s;
+      p = parse_path(p, path_begin);
     }
     url_.path_end_ = static_cast<uint32_t>(out_.size());
     query_and_fragment(p);
@@ -884,7 +892,7 @@ class RelayUrlParser {
     std::string out;
     for (unsigned char c : h) {
       if (is_forbidden_host_byte(c)) {
-        return std::string("forbidden host code point '") + static_cast<char>(c) + "'";
+        return forbidden_host_code_point(c);
       }
       percent_encode_byte(c, EncodeSet::kControls, out);
     }
@@ -892,29 +900,53 @@ class RelayUrlParser {
     return "";
   }
 
-  // Path state from p (after the leading '/', if any) up to '?', '#' or the end.
-  size_t parse_path(size_t p, std::vector<std::string>& segments) {
-    std::string buffer;
+  // Path state, from p (just after the path's leading '/', which out_ ends with and which is at
+  // out_[path_begin]) up to '?', '#' or the end. Works on the serialization like the url crate
+  // does, including its quirk that ".." never removes a segment that looks like a Windows drive
+  // letter ("http://h/x/C:/.." -> "http://h/x/C:/"), for every scheme.
+  size_t parse_path(size_t p, size_t path_begin) {
     while (true) {
-      bool eof = p >= in_.size();
-      unsigned char c = eof ? 0 : at(p);
-      if (eof || is_path_end(c)) {
-        bool slash = !eof && (c == '/' || (special_ && c == '\\'));
-        if (is_double_dot(buffer)) {
-          if (!segments.empty()) segments.pop_back();
-          if (!slash) segments.emplace_back();
-        } else if (is_single_dot(buffer)) {
-          if (!slash) segments.emplace_back();
-        } else {
-          segments.push_back(buffer);
+      const size_t segment_begin = out_.size();
+      bool slash = false;
+      while (p < in_.size()) {
+        unsigned char c = at(p);
+        if (c == '/' || (special_ && c == '\\')) {
+          out_ += '/';
+          slash = true;
+          ++p;
+          break;
         }
-        buffer.clear();
-        if (!slash) return p;
-      } else {
-        percent_encode_byte(c, EncodeSet::kPath, buffer);
+        if (c == '?' || c == '#') break;
+        percent_encode_byte(c, EncodeSet::kPath, out_);
+        ++p;
       }
-      ++p;
+      const std::string segment =
+          out_.substr(segment_begin, out_.size() - segment_begin - (slash ? 1 : 0));
+      if (is_double_dot(segment)) {
+        out_.resize(segment_begin);
+        if (out_.back() == '/' && last_slash_can_be_removed(path_begin)) out_.pop_back();
+        // Shorten the path: drop everything after its last '/'.
+        out_.resize(out_.rfind('/') + 1);
+        if (slash && out_.back() != '/') out_ += '/';
+      } else if (is_single_dot(segment)) {
+        out_.resize(segment_begin);
+        if (out_.back() != '/') out_ += '/';
+      }
+      if (!slash) return p;
     }
+  }
+
+  // out_ ends with '/': may ".." remove it? Not if it is the path's root slash, nor if the
+  // segment before it starts like a Windows drive letter ("C:", "C|", "C:/...", "C:\\...").
+  bool last_slash_can_be_removed(size_t path_begin) const {
+    if (out_.size() < 2) return false;
+    size_t before = out_.rfind('/', out_.size() - 2);
+    if (before == std::string::npos || before < path_begin) return false;
+    std::string_view rest = std::string_view(out_).substr(before + 1);
+    auto is_end = [](char c) { return c == '/' || c == '\\' || c == '?' || c == '#'; };
+    bool drive_letter = rest.size() >= 2 && is_ascii_alpha(rest[0]) &&
+                        (rest[1] == ':' || rest[1] == '|') && (rest.size() == 2 || is_end(rest[2]));
+    return !drive_letter;
   }
 
   void query_and_fragment(size_t p) {
@@ -953,7 +985,8 @@ std::string_view RelayUrl::path() const {
 }
 std::optional<std::string_view> RelayUrl::query() const {
   if (!query_begin_) return std::nullopt;
-  uint32_t end = fragment_begin_ ? *fragment_begin_ - 1 : static_cast<uint32_t>(serialization_.size());
+  uint32_t end =
+      fragment_begin_ ? *fragment_begin_ - 1 : static_cast<uint32_t>(serialization_.size());
   return std::string_view(serialization_).substr(*query_begin_, end - *query_begin_);
 }
 std::optional<std::string_view> RelayUrl::fragment() const {

@@ -12,43 +12,56 @@
 //   "http://0x7f.1"                  -> "http://127.0.0.1/"       (WHATWG IPv4 number forms)
 //   "http://bücher.de"               -> "http://xn--bcher-kva.de/"
 //
-// What is implemented (checked against the real Rust iroh 1.0.2 with interop/relay_url_oracle.mjs):
+// What is implemented (checked against the real Rust iroh 1.0.2 with interop/relay_url_oracle.mjs:
+// a 153-case unit table, ~100k random/fuzzer-found URLs, and every code point as a host):
 //   * Input: must be valid UTF-8; leading/trailing C0-control-or-space stripped; ASCII tab/LF/CR
 //     removed everywhere.
 //   * Schemes: the special schemes http, https, ws, wss (default ports 80/443/80/443) and ftp (21,
 //     special too), and every non-special scheme ("foo://bar", "mailto:x@y"): opaque hosts,
-//     opaque ("cannot-be-a-base") paths, the "/." path prefix, no default-port elision. Rust accepts
-//     all of these, and a ticket from Rust may carry any of them, so we accept them too.
-//     The one scheme we reject is "file": its parser branch (Windows drive letters, "localhost")
-//     is where the url crate deviates from the WHATWG standard, and a relay cannot be a file.
-//   * Userinfo kept (percent-encoded with the userinfo set), "\" as "/" for special schemes,
-//     host percent-decoding, forbidden domain/host code points, IPv4 number forms (hex, octal,
-//     fewer than four parts, overflow), IPv6 incl. compression and embedded IPv4, ports (digits
-//     only, <= 65535, default elided), dot segments incl. "%2e" forms, path/query/special-query/
-//     fragment/C0-control percent-encode sets as in url 2.5.8 (which does not yet encode "^" in
-//     paths), query and fragment kept.
-//   * url-crate behaviours that differ from today's WHATWG text, reproduced on purpose:
-//       - "^" is not percent-encoded in paths;
-//       - a space in an opaque path is kept as is (no "%20" before "?"/"#");
-//       - non-special URLs: the port ends at "\" too ("foo://h:1\x" -> "foo://h:1/\x");
-//       - non-special URLs: an empty userinfo before an empty host is accepted ("foo://@" ->
-//         "foo://", "foo://:@" -> "foo://").
+//     opaque paths, the "/." path prefix, no default-port elision. Rust accepts all of these and a
+//     ticket from Rust may carry any of them, so we accept them too (the relay client, not the
+//     parser, decides which schemes it can connect to). The one scheme we reject is "file": its
+//     parser branch (Windows drive letters, "localhost", host-less paths) is where the url crate
+//     deviates most from the WHATWG standard, and a relay cannot be a file.
+//   * Userinfo kept (percent-encoded with the userinfo set), "\" as "/" for special schemes, host
+//     percent-decoding, forbidden domain/host code points, IPv4 number forms (hex, octal, fewer
+//     than four parts, overflow), IPv6 incl. "::" compression and embedded IPv4, ports (digits
+//     only, <= 65535, default elided), dot segments incl. "%2e" forms, the C0-control, fragment,
+//     path, userinfo, query and special-query percent-encode sets, query and fragment kept.
+//   * url-crate behaviours that differ from today's WHATWG text, reproduced on purpose because the
+//     bytes must match Rust:
+//       - "^" is not percent-encoded in paths (url 2.5.8 predates that spec change);
+//       - a space in an opaque path stays a space ("foo:a b ?c");
+//       - ".." never removes a segment that looks like a Windows drive letter, for every scheme
+//         ("http://h/x/C:/.." -> "http://h/x/C:/");
+//       - non-special URLs: "\" also ends the port ("foo://h:1\x" -> "foo://h:1/\x");
+//       - non-special URLs: an empty userinfo before an empty host is accepted ("foo://@" and
+//         "foo://:@" -> "foo://").
 //   * IDNA (UTS #46 ToASCII, nontransitional, CheckHyphens=false, VerifyDnsLength=false, as the
-//     url crate calls it): Punycode (RFC 3492) encode/decode, "xn--" labels are decoded and
-//     validated, the idna crate's length limits (2000 Punycode digits in, 1000 code points out)
-//     are applied. UTS #46 mapping/validity needs Unicode tables; we carry a small table of code
-//     points (see relay_url.cc, `idna_map`) whose behaviour was verified one by one against the
-//     Rust oracle: lowercase letters of Latin-1, Latin Extended-A, Greek, Cyrillic, plus
-//     Hiragana, Katakana, CJK Unified Ideographs, Hangul syllables, and the simple
-//     uppercase->lowercase mappings of those alphabets. A host with any other non-ASCII code point
-//     (or an "xn--" label decoding to one) is rejected with
-//     "non-ASCII host needs IDNA mapping not supported" — Rust may accept it.
+//     url crate calls it): Punycode (RFC 3492) encoding and decoding, "xn--" labels decoded and
+//     validated, the idna crate's limits (at most 2000 Punycode characters decoded, 1000 code
+//     points encoded). Instead of the full Unicode tables we carry:
+//       - relay_url_idna_table.h, generated from the Rust oracle by
+//         interop/relay_url_idna_table.mjs: the ~148k code points UTS #46 keeps unchanged that are
+//         "inert" (no combining marks, no composing Hangul jamo, NFC-stable, no ZWJ/ZWNJ, no
+//         right-to-left), so labels made of them need no normalisation, CheckJoiners or CheckBidi;
+//       - the upper->lower case mappings of Latin-1, Latin Extended-A, Greek and Cyrillic.
+//     Any other non-ASCII code point in a host is rejected with "non-ASCII host needs IDNA mapping
+//     not supported (U+XXXX)", and an "xn--" label that decodes to one with "Punycode label ...
+//     decodes to U+XXXX, which is invalid in a domain or not supported".
 //
-// Known residual differences from Rust: only the IDNA limitation above (we reject some hosts Rust
-// accepts, never the other way round, and never produce different bytes), "file:" URLs, and
-// input that is not valid UTF-8 (Rust's &str cannot hold it; we reject it).
+// Known residual differences from Rust (we reject, never produce different bytes):
+//   * hosts needing more UTS #46 than the above: other mapped code points (fullwidth forms,
+//     compatibility characters, "。" as a dot, ...), combining marks (so also NFD input like
+//     "e\u0301"), Hangul conjoining jamo, ZWJ/ZWNJ, right-to-left scripts — both as Unicode
+//     input and as the "xn--" labels Rust makes of them;
+//   * "file:" URLs;
+//   * input that is not valid UTF-8 (a Rust &str cannot hold it).
+// Like Rust, a label of up to 1000 scattered non-ASCII code points can encode to more than 2000
+// Punycode characters; the normalised form of such a URL then does not parse again (in Rust
+// neither).
 //
-// Sans-IO, no exceptions, no globals (the tables are constexpr data).
+// Sans-IO, no exceptions, no mutable globals.
 #pragma once
 
 #include <compare>
@@ -70,7 +83,9 @@ class RelayUrl {
   const std::string& str() const { return serialization_; }
 
   // Lower-case scheme without the ":" ("https").
-  std::string_view scheme() const { return std::string_view(serialization_).substr(0, scheme_end_); }
+  std::string_view scheme() const {
+    return std::string_view(serialization_).substr(0, scheme_end_);
+  }
   // True for http, https, ws, wss, ftp.
   bool is_special() const { return default_port_.has_value(); }
 

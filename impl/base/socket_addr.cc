@@ -102,15 +102,23 @@ std::optional<ByteArray<16>> parse_ipv6(std::string_view s) {
   return out;
 }
 
-std::optional<std::uint16_t> parse_port(std::string_view s) {
-  if (s.empty() || s.size() > 5) return std::nullopt;
-  unsigned value = 0;
+// Rust's net parser reads decimal numbers with any count of leading zeros ("000080" is port 80)
+// and no sign; the value must fit the type.
+std::optional<std::uint64_t> parse_decimal(std::string_view s, std::uint64_t max) {
+  if (s.empty()) return std::nullopt;
+  std::uint64_t value = 0;
   for (const char c : s) {
     if (c < '0' || c > '9') return std::nullopt;
     value = value * 10 + static_cast<unsigned>(c - '0');
+    if (value > max) return std::nullopt;
   }
-  if (value > 65535) return std::nullopt;
-  return static_cast<std::uint16_t>(value);
+  return value;
+}
+
+std::optional<std::uint16_t> parse_port(std::string_view s) {
+  auto v = parse_decimal(s, 65535);
+  if (!v) return std::nullopt;
+  return static_cast<std::uint16_t>(*v);
 }
 
 std::string format_ipv4(ByteView ip) {
@@ -179,7 +187,16 @@ Result<SocketAddr> SocketAddr::parse(std::string_view text) {
     const std::size_t close = text.find(']');
     if (close == std::string_view::npos) return bad("missing ']'");
     if (close + 1 >= text.size() || text[close + 1] != ':') return bad("expected ]:PORT");
-    auto ip = parse_ipv6(text.substr(1, close - 1));
+    std::string_view inner = text.substr(1, close - 1);
+    // An optional "%scope_id" (decimal u32) is accepted and dropped, as the postcard wire form
+    // has no room for it (spec §2.2).
+    if (const std::size_t pct = inner.find('%'); pct != std::string_view::npos) {
+      if (!parse_decimal(inner.substr(pct + 1), 0xffffffffULL)) {
+        return bad("invalid IPv6 scope id (decimal u32)");
+      }
+      inner = inner.substr(0, pct);
+    }
+    auto ip = parse_ipv6(inner);
     if (!ip) return bad("invalid IPv6 address");
     auto port = parse_port(text.substr(close + 2));
     if (!port) return bad("invalid port (0-65535)");

@@ -22,7 +22,8 @@ class SocketAddr {
   SocketAddr() = default;
   static SocketAddr v4(const ByteArray<4>& ip, std::uint16_t port);
   static SocketAddr v6(const ByteArray<16>& ip, std::uint16_t port);
-  // `a.b.c.d:port` or `[ipv6]:port`, as Rust's SocketAddr::from_str.
+  // `a.b.c.d:port` or `[ipv6%scope]:port`, as Rust's SocketAddr::from_str (the scope id is
+  // parsed and dropped; ports may carry leading zeros).
   static Result<SocketAddr> parse(std::string_view text);
 
   Family family() const { return family_; }

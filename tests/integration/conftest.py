@@ -3,8 +3,10 @@
 Run (from the repo root):
     /usr/bin/python3 -m pytest tests/integration [--seed N] [-q]
 
-* `--seed N`     seeds every randomised test (default: a fresh random seed, printed in the session
-                 header, in every failure report and in the final summary so a run can be repeated).
+* `--seed N`     seeds every randomised test (default: env IROHLAB_SEED, else a fresh random seed,
+                 printed at session start, in every failure report and in the final summary so a run
+                 can be repeated). `--seed` is only registered when pytest is pointed at
+                 tests/integration (or a file in it); from a parent directory use IROHLAB_SEED=N.
                  Each test derives its own `random.Random` from (seed, test name), so re-running a
                  single test with the same seed regenerates exactly the same cases.
 * our CLI        build/release/bin/irohlab (override with env IROHLAB_BIN). A missing binary is a
@@ -54,6 +56,8 @@ def _session_seed(config) -> int:
             seed = config.getoption("seed")
         except ValueError:  # option not registered (conftest loaded late)
             seed = None
+        if seed is None and os.environ.get("IROHLAB_SEED"):
+            seed = int(os.environ["IROHLAB_SEED"])
         if seed is None:
             seed = random.SystemRandom().randrange(2**32)
         config._irohlab_seed = seed

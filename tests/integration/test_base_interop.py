@@ -5,7 +5,8 @@ our CLI once or a few times per case, and sends ALL Rust questions of the test i
 (interop/rust_oracle.mjs). Failures are collected per test and reported together with the exact
 inputs, so one run shows every discrepancy, not just the first.
 
-Case counts per run: keys 60, tickets 100, id text forms 160 (+ fixed edge cases) → ≥ 320 random.
+Random cases per run: keys 100, tickets 200, id text forms 300, mutated ticket blobs 400 (plus fixed
+edge cases) — about 5 s against a release build.
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import pytest
 
 import _wire as W
 
-N_KEYS = 60
-N_TICKETS = 100
-N_ID_TEXTS = 160
+N_KEYS = 100
+N_TICKETS = 200
+N_ID_TEXTS = 300
+N_MUTATIONS = 400
 
 SPEC_ID = "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
 
@@ -126,7 +128,8 @@ def test_keys_and_signatures(cli, rust_oracle, rng, seed):
 
     for i, c in enumerate(cases):
         rkey, rverify, rcorrupt = res[3 * i : 3 * i + 3]
-        tag = f"secret={c['secret']} (given as {c['secret_text']!r}) message={c['message']!r}"
+        m = c["message"]
+        tag = f"secret={c['secret']} (given as {c['secret_text']!r}) message={m if len(m) <= 80 else m[:80] + f'… ({len(m) // 2} bytes)'}"
         assert rkey["ok"], f"oracle failed on a valid secret: {rkey} {tag}"
         show = c["ours_show"]
         idb = bytes.fromhex(rkey["id"])
@@ -310,10 +313,22 @@ def _random_ticket_case(rng, i: int) -> dict:
         addrs.append(rng.choice(addrs))  # exact duplicate
     rng.shuffle(addrs)
     rng.shuffle(relays)
+    # custom addresses (our CLI only; Rust's JS binding cannot build them, but Rust must parse and
+    # re-encode our ticket unchanged): iroh 1.0.x form, inline <= 30 data bytes, heap above
+    customs = []
+    if rng.random() < 0.25:
+        cid = rng.choice([0, 1, rng.getrandbits(8), rng.getrandbits(64)])
+        for _ in range(rng.randrange(1, 4)):
+            if rng.random() < 0.5:
+                cid = rng.choice([0, 1, rng.getrandbits(8), rng.getrandbits(64)])
+            data = _rand_hex(rng, rng.choice([0, 1, 29, 30, 31, 32, rng.randrange(0, 45)]))
+            customs.append(f"{cid:x}_{data}")
+        if rng.random() < 0.2:
+            customs.append(customs[0])
     # random interleaving of the flags on our command line
-    flags = [("--relay", r) for r in relays] + [("--addr", a) for a in addrs]
+    flags = [("--relay", r) for r in relays] + [("--addr", a) for a in addrs] + [("--custom", c) for c in customs]
     rng.shuffle(flags)
-    return dict(id=id_hex, relays=relays, addrs=addrs, flags=flags)
+    return dict(id=id_hex, relays=relays, addrs=addrs, customs=customs, flags=flags)
 
 
 def test_tickets(cli, rust_oracle, rng, seed):
@@ -334,7 +349,7 @@ def test_tickets(cli, rust_oracle, rng, seed):
     reqs, idx = [], []
     for c in cases:
         c["req_from_addr"] = None
-        if len(c["relays"]) <= 1:
+        if len(c["relays"]) <= 1 and not c["customs"]:
             c["req_from_addr"] = len(reqs)
             reqs.append({"op": "ticket_from_addr", "id": c["id"], "relay": (c["relays"] or [None])[0], "addrs": c["addrs"]})
         c["req_relays"] = []
@@ -348,7 +363,7 @@ def test_tickets(cli, rust_oracle, rng, seed):
     res = rust_oracle(reqs)
 
     for c in cases:
-        tag = f"inputs: id={c['id']} relays={c['relays']} addrs={c['addrs']}\n  our command: {c['cmd']}"
+        tag = f"inputs: id={c['id']} relays={c['relays']} addrs={c['addrs']} custom={c['customs']}\n  our command: {c['cmd']}"
         rust_accepts = all(res[k]["ok"] for k in c["req_relays"])
         rfa = res[c["req_from_addr"]] if c["req_from_addr"] is not None else None
         if rfa is not None:
@@ -381,13 +396,68 @@ def test_tickets(cli, rust_oracle, rng, seed):
             got = dict(id=d.get("id"), relays=d.get("relays"), addrs=sorted(d.get("addrs") or []), ticket=d.get("ticket"))
             if got != want or d.get("custom", []) != []:
                 problems.append(f"(c) our decode of Rust's ticket {rfa['ticket']}\n  ours: {d}\n  Rust: {want}\n  {tag}")
-        if rp["ok"] and len(c["relays"]) > 1:
+        if rp["ok"] and (len(c["relays"]) > 1 or c["customs"]):
             d = cli.json("ticket", "decode", c["ours"], "--json")
-            want = dict(id=rp["id"], relays=sorted(rp["relays"]), addrs=sorted(rp["addrs"]))
-            got = dict(id=d.get("id"), relays=sorted(d.get("relays") or []), addrs=sorted(d.get("addrs") or []))
+            want = dict(id=rp["id"], relays=sorted(rp["relays"]), addrs=sorted(rp["addrs"]), custom=sorted(set(c["customs"])))
+            got = dict(id=d.get("id"), relays=sorted(d.get("relays") or []), addrs=sorted(d.get("addrs") or []),
+                       custom=sorted(d.get("custom") or []))
             if got != want:
                 problems.append(f"(c) our decode of our multi-relay ticket {c['ours']}\n  ours: {d}\n  Rust: {want}\n  {tag}")
     _report(problems, seed, "ticket", len(cases))
+
+
+def test_mutated_ticket_blobs(cli, rust_oracle, rng, seed):
+    """Random byte-level mutations of valid blobs: ours accepts iff Rust accepts, and then decodes
+    to the same id / relays / addrs and the same canonical re-encoding."""
+    bases = [
+        W.blob(SPEC_ID, []),
+        W.blob(SPEC_ID, [W.relay_entry("https://relay.example.com/"), W.ip_entry("127.0.0.1:1234")]),
+        W.blob(SPEC_ID, [W.relay_entry("http://127.0.0.1:3340/"), W.ip_entry("192.168.1.5:7777"), W.ip_entry("[::1]:4433")]),
+        W.blob(SPEC_ID, [W.relay_entry("https://a.b/"), W.relay_entry("https://c.d:8443/"), W.ip_entry("[2001:db8::1]:65535"),
+                         b"\x02\x05\x00\x02ab" + bytes(28), b"\x02\x06\x01\x1f" + bytes(range(31))]),
+    ]
+    cases = []
+    for _ in range(N_MUTATIONS):
+        b = bytearray(rng.choice(bases))
+        ops = []
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            k = rng.random()
+            if k < 0.5 and b:
+                i = rng.randrange(len(b))
+                b[i] = rng.getrandbits(8) if rng.random() < 0.5 else b[i] ^ (1 << rng.randrange(8))
+                ops.append(f"set[{i}]={b[i]:02x}")
+            elif k < 0.7:
+                i = rng.randrange(len(b) + 1)
+                b.insert(i, rng.getrandbits(8))
+                ops.append(f"insert[{i}]={b[i]:02x}")
+            elif k < 0.85 and b:
+                i = rng.randrange(len(b))
+                del b[i]
+                ops.append(f"delete[{i}]")
+            else:
+                n = rng.randrange(len(b) + 1)
+                b = b[:n]
+                ops.append(f"truncate({n})")
+        cases.append((W.ticket(bytes(b)), bytes(b).hex(), ops))
+    res = rust_oracle([{"op": "ticket_parse", "ticket": t} for t, _, _ in cases])
+    problems, accepted = [], 0
+    for (t, bh, ops), r in zip(cases, res):
+        p = cli.run("ticket", "decode", t, "--json")
+        if r["ok"]:
+            accepted += 1
+            try:
+                d = json.loads(p.stdout) if p.returncode == 0 else None
+            except json.JSONDecodeError:
+                d = None
+            want = dict(id=r["id"], relays=sorted(r["relays"]), addrs=sorted(r["addrs"]), ticket=r["reencoded"])
+            got = d and dict(id=d.get("id"), relays=sorted(d.get("relays") or []), addrs=sorted(d.get("addrs") or []),
+                             ticket=d.get("ticket"))
+            if got != want:
+                problems.append(f"blob {bh} ({ops}): Rust accepts → {want}\n  ours → {got}{cli.describe(p)}")
+        elif p.returncode != 2 or p.stdout != "" or len(p.stderr.splitlines()) != 1:
+            problems.append(f"blob {bh} ({ops}): Rust rejects ({r['error']}); ours must exit 2{cli.describe(p)}")
+    _report(problems, seed, "mutated blob", len(cases))
+    assert accepted >= len(cases) // 20, f"only {accepted} of {len(cases)} mutations were valid: generator too destructive"
 
 
 # Relay URL spellings beyond the random generator: every one is sent to Rust, and our CLI must
@@ -441,6 +511,10 @@ ADDR_TEXT_CASES = [
     "[::ffff:102:304]:1", "[::1.2.3.4]:1", "[1:0:0:1:0:0:0:1]:1", "[2001:db8:0:0:1:0:0:1]:1", " 1.2.3.4:5",
     "1.2.3.4:5 ", "1.2.3.4:00000000080", "[::1]:5x", "256.1.1.1:1", "1.2.3:4", "::1:5", "[::1]", "1.2.3.4",
     "host:80", "localhost:80", "[1::2::3]:4", "[12345::]:1", "0x7f.0.0.1:1", "1.2.3.4:-1",
+    # Rust's SocketAddr parser: any number of leading zeros in the port, and a numeric u32 IPv6
+    # scope id (`%N`, dropped on the wire) are accepted
+    "1.2.3.4:000080", "1.2.3.4:0065535", "1.2.3.4:0065536", "[::1%0]:5", "[::1%4294967295]:5",
+    "[::1%4294967296]:5", "[::1%]:5", "[::1%02]:5", "[::ffff:1.2.3.4%7]:5", "[::1%-1]:5", "[::1%+1]:5",
 ]
 
 
