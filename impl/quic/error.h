@@ -1,9 +1,9 @@
 // QUIC transport error codes (RFC 9000 §20.1) and a Result type that carries one.
 //
 // Decoders in the QUIC engine do not just fail, they fail with the error code the connection must
-// be closed with (CONNECTION_CLOSE 0x1c carries it). QuicResult<T> mirrors iroh::Result<T> (ok(),
-// value(), error(), ->, *) but its error is a QuicError {code, frame_type, message}; to_result()
-// turns it into a plain iroh::Result<T> whose message names the code, for callers outside quic/.
+// be closed with (CONNECTION_CLOSE 0x1c carries it). QuicResult<T> is iroh::Result<T, QuicError>
+// (QuicError = {code, frame_type, message}); to_result(r) turns it into a plain iroh::Result<T>
+// whose message names the code, for callers outside quic/.
 #pragma once
 
 #include <cassert>
@@ -106,44 +106,13 @@ inline QuicError quic_error(TransportError code, std::string message,
 }
 
 template <class T>
-class [[nodiscard]] QuicResult {
- public:
-  QuicResult(T value) : v_(std::in_place_index<0>, std::move(value)) {}          // NOLINT: implicit
-  QuicResult(QuicError error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
+using QuicResult = Result<T, QuicError>;
 
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-
-  T& value() & {
-    assert(ok());
-    return std::get<0>(v_);
-  }
-  const T& value() const& {
-    assert(ok());
-    return std::get<0>(v_);
-  }
-  T&& value() && {
-    assert(ok());
-    return std::get<0>(std::move(v_));
-  }
-  const QuicError& error() const {
-    assert(!ok());
-    return std::get<1>(v_);
-  }
-
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  T& operator*() & { return value(); }
-  const T& operator*() const& { return value(); }
-
-  // Drops the code into the message (see QuicError::to_error).
-  Result<T> to_result() && {
-    if (ok()) return std::get<0>(std::move(v_));
-    return std::get<1>(v_).to_error();
-  }
-
- private:
-  std::variant<T, QuicError> v_;
-};
+// Drops the code into the message (see QuicError::to_error).
+template <class T>
+Result<T> to_result(QuicResult<T>&& r) {
+  if (r.ok()) return std::move(r).value();
+  return r.error().to_error();
+}
 
 }  // namespace iroh::quic

@@ -4,7 +4,7 @@
 // Every frame is a plain struct in namespace iroh::quic::frame (frame::Stream, frame::Ack, ...);
 // `iroh::quic::Frame` is the variant of all of them. Errors are QuicError (quic/error.h): the
 // transport error code to close with, the offending frame type and a reason;
-// QuicResult::to_result() gives a plain iroh::Result. Frames that differ only by a flag in their
+// to_result(QuicResult) gives a plain iroh::Result. Frames that differ only by a flag in their
 // type share one struct (ACK/ACK_ECN → Ack::ecn, MAX_STREAMS bidi/uni → MaxStreams::bidi, ...).
 // Payload-carrying frames (STREAM, CRYPTO, DATAGRAM, NEW_TOKEN, CONNECTION_CLOSE reason, connection
 // IDs) hold ByteViews into the decoded packet: zero copy, so the packet buffer must outlive the

@@ -222,8 +222,12 @@ def upgrade_request(port: int, *, version: str | None = "13", protocols: str | N
 class Ws:
     """A minimal RFC 6455 client: masked frames out, unfragmented frames in."""
 
-    def __init__(self, port: int, protocols: str = "iroh-relay-v2, iroh-relay-v1"):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    def __init__(self, port: int, protocols: str = "iroh-relay-v2, iroh-relay-v1", rcvbuf: int | None = None):
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:  # before connect, so the TCP window stays small
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.s.settimeout(5)
+        self.s.connect(("127.0.0.1", port))
         self.s.sendall(upgrade_request(port, protocols=protocols))
         self.status, self.headers, self.buf = read_http_response(self.s)
 
@@ -590,3 +594,38 @@ def test_rate_limited_rust_pair_still_works(irohlab_bin, tmp_path):
         m = relay.metrics()
         assert m["irohlab_relay_rate_limited_total"] > 0, m
         assert m["irohlab_relay_datagrams_forwarded_total"] > 0, m
+
+
+def test_client_that_never_reads_is_dropped(irohlab_bin, tmp_path):
+    """A client that floods datagrams to itself but never reads: its queue fills (drops counted),
+    a write stays pending > 2 s (iroh-relay's per-write timeout) and the relay closes it. The
+    relay itself keeps serving."""
+    with processes(tmp_path) as start:
+        relay = start_relay(start, irohlab_bin, "--fixed-challenge", SPEC_CHALLENGE)
+        ws = Ws(relay.port, rcvbuf=4096)
+        try:
+            ws.recv()
+            ws.send(bytes.fromhex(SPEC_CLIENT_AUTH))
+            assert ws.recv() == (2, b"\x02")
+            frame = bytes.fromhex("04" + SPEC_ID + "00") + os.urandom(1200)
+            head = bytes([0x82, 0x80 | 126]) + struct.pack(">H", len(frame)) + b"\x00\x00\x00\x00"
+            ws.s.settimeout(0.5)
+            closed = False
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 10 and not closed:
+                try:
+                    ws.s.sendall((head + frame) * 64)
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed = True
+                if not closed:
+                    m = relay.metrics()
+                    closed = m["irohlab_relay_write_timeouts_total"] >= 1
+            m = relay.metrics()
+            assert m["irohlab_relay_write_timeouts_total"] >= 1, m
+            assert m["irohlab_relay_drops_total{reason=\"queue_full\"}"] > 0, m
+            assert m["irohlab_relay_clients"] == 0, m
+            assert relay.alive()
+        finally:
+            ws.close()

@@ -410,7 +410,7 @@ TEST(QuicFrame, ErrorCarriesFrameType) {
   ASSERT_FALSE(f.ok());
   EXPECT_EQ(f.error().frame_type, frame_type::kNewConnectionId);
   EXPECT_NE(f.error().message.find("NEW_CONNECTION_ID"), std::string::npos);
-  auto as_result = decode_frames(bytes).to_result();
+  auto as_result = to_result(decode_frames(bytes));
   ASSERT_FALSE(as_result.ok());
   EXPECT_EQ(as_result.error().message.rfind("FRAME_ENCODING_ERROR: ", 0), 0u);
 }

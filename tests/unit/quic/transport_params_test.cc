@@ -311,7 +311,7 @@ TEST(TransportParams, MalformedBlobsRejected) {
 }
 
 TEST(TransportParams, ToResultNamesTheCode) {
-  auto r = decode_transport_parameters(hex("0a 01 15"), Role::kClient).to_result();
+  auto r = to_result(decode_transport_parameters(hex("0a 01 15"), Role::kClient));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message.rfind("TRANSPORT_PARAMETER_ERROR: ", 0), 0u);
 }
