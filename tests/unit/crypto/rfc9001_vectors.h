@@ -7,20 +7,11 @@
 
 #include "base/bytes.h"
 #include "base/text_encoding.h"
+#include "test_bytes.h"
 
 namespace iroh::test {
 
-// Lowercase hex with optional spaces → bytes. Aborts the test binary on a malformed literal (a
-// typo in a vector must not silently become an empty buffer).
-inline Bytes hex(std::string_view h) {
-  std::string digits;
-  for (char c : h) {
-    if (c != ' ' && c != '\n') digits.push_back(c);
-  }
-  auto r = parse_hex_lower(digits);
-  if (!r) __builtin_trap();
-  return *r;
-}
+using iroh::testing::hex;
 
 inline std::string to_hex_string(ByteView b) { return to_hex(b); }
 

@@ -8,23 +8,15 @@
 #include <vector>
 
 #include "quic/varint.h"
+#include "test_bytes.h"
 
 namespace iroh::quic {
 namespace {
 
-using namespace frame;  // NOLINT
+using iroh::testing::cat;
+using iroh::testing::hex;
 
-Bytes hex(std::string_view h) {
-  Bytes out;
-  std::string digits;
-  for (char c : h) {
-    if (c != ' ') digits.push_back(c);
-  }
-  for (std::size_t i = 0; i + 1 < digits.size(); i += 2) {
-    out.push_back(static_cast<std::uint8_t>(std::stoul(digits.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
+using namespace frame;  // NOLINT
 
 Bytes encoded(const Frame& f) {
   Bytes out;

@@ -10,21 +10,13 @@
 #include <vector>
 
 #include "quic/reader.h"
+#include "test_bytes.h"
 
 namespace iroh::quic {
 namespace {
 
-Bytes hex(std::string_view h) {
-  Bytes out;
-  std::string digits;
-  for (char c : h) {
-    if (c != ' ') digits.push_back(c);
-  }
-  for (std::size_t i = 0; i + 1 < digits.size(); i += 2) {
-    out.push_back(static_cast<std::uint8_t>(std::stoul(digits.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
+using iroh::testing::cat;
+using iroh::testing::hex;
 
 // spec §4.2: raw client TP blob observed from iroh 1.0.2 (spaces between TPs).
 constexpr std::string_view kObservedClientBlob =

@@ -7,17 +7,13 @@
 #include <string>
 
 #include "quic/reader.h"
+#include "test_bytes.h"
 
 namespace iroh::quic {
 namespace {
 
-Bytes hex(std::string_view h) {
-  Bytes out;
-  for (std::size_t i = 0; i + 1 < h.size(); i += 2) {
-    out.push_back(static_cast<std::uint8_t>(std::stoul(std::string(h.substr(i, 2)), nullptr, 16)));
-  }
-  return out;
-}
+using iroh::testing::cat;
+using iroh::testing::hex;
 
 Bytes encoded(std::uint64_t v) {
   Bytes out;

@@ -8,28 +8,13 @@
 #include <vector>
 
 #include "base/key.h"
+#include "test_bytes.h"
 
 namespace iroh::relay {
 namespace {
 
-// Hex to bytes; spaces are ignored so vectors can be copied from the spec as written.
-Bytes hex(std::string_view h) {
-  std::string digits;
-  for (char c : h) {
-    if (c != ' ') digits.push_back(c);
-  }
-  Bytes out;
-  for (std::size_t i = 0; i + 1 < digits.size(); i += 2) {
-    out.push_back(static_cast<std::uint8_t>(std::stoul(digits.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
-
-Bytes cat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (const auto& p : parts) append(out, p);
-  return out;
-}
+using iroh::testing::cat;
+using iroh::testing::hex;
 
 Bytes repeat(std::uint8_t byte, std::size_t n) { return Bytes(n, byte); }
 

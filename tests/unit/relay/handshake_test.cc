@@ -8,21 +8,13 @@
 #include "base/blake3.h"
 #include "base/key.h"
 #include "relay/frame.h"
+#include "test_bytes.h"
 
 namespace iroh::relay {
 namespace {
 
-Bytes hex(std::string_view h) {
-  std::string digits;
-  for (char c : h) {
-    if (c != ' ') digits.push_back(c);
-  }
-  Bytes out;
-  for (std::size_t i = 0; i + 1 < digits.size(); i += 2) {
-    out.push_back(static_cast<std::uint8_t>(std::stoul(digits.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
+using iroh::testing::cat;
+using iroh::testing::hex;
 
 // spec §6.4 captured vector: client sk = bytes 0x00..0x1f, challenge = 0x10..0x1f.
 SecretKey capture_client_key() {

@@ -7,29 +7,15 @@
 
 #include "relay/frame.h"
 #include "relay/handshake.h"
+#include "test_bytes.h"
 
 namespace iroh::relay {
 namespace {
 
+using iroh::testing::cat;
+using iroh::testing::hex;
+
 using namespace std::chrono_literals;
-
-Bytes hex(std::string_view h) {
-  std::string digits;
-  for (char c : h) {
-    if (c != ' ') digits.push_back(c);
-  }
-  Bytes out;
-  for (std::size_t i = 0; i + 1 < digits.size(); i += 2) {
-    out.push_back(static_cast<std::uint8_t>(std::stoul(digits.substr(i, 2), nullptr, 16)));
-  }
-  return out;
-}
-
-Bytes cat(std::initializer_list<ByteView> parts) {
-  Bytes out;
-  for (auto p : parts) append(out, p);
-  return out;
-}
 
 SecretKey key(std::uint8_t n) {
   ByteArray<32> seed;
