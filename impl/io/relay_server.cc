@@ -10,7 +10,6 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <cctype>
 #include <csignal>
 #include <ctime>
 #include <deque>
@@ -21,6 +20,7 @@
 #include <utility>
 
 #include "base/text_encoding.h"
+#include "relay/http_upgrade.h"
 
 namespace iroh::io {
 
@@ -145,54 +145,6 @@ struct IoMetrics {
   std::uint64_t slow_consumer_closes = 0;
   std::uint64_t write_timeouts = 0;
 };
-
-bool valid_captive_challenge(std::string_view c) {
-  if (c.empty() || c.size() >= 64) return false;
-  for (char ch : c) {
-    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-'))
-      return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// Picks the highest relay protocol version listed in a Sec-WebSocket-Protocol header.
-std::optional<relay::ProtocolVersion> pick_subprotocol(std::string_view header) {
-  std::optional<relay::ProtocolVersion> best;
-  while (!header.empty()) {
-    auto comma = header.find(',');
-    std::string_view token = trim(header.substr(0, comma));
-    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
-    auto v = relay::parse_protocol_version(token);
-    if (!v.ok()) continue;
-    if (!best || *v == relay::ProtocolVersion::V2) best = *v;
-  }
-  return best;
-}
-
-// Value of `name` in a query string ("a=b&token=x").
-std::optional<std::string> query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    auto amp = query.find('&');
-    std::string_view kv = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    auto eq = kv.find('=');
-    if (eq != std::string_view::npos && kv.substr(0, eq) == name) {
-      return std::string(kv.substr(eq + 1));
-    }
-  }
-  return std::nullopt;
-}
-
-constexpr std::string_view kIndexHtml =
-    "<!DOCTYPE html>\n<html><head><title>irohlab relay</title></head><body>\n"
-    "<h1>irohlab relay</h1>\n<p>An iroh-relay compatible relay server (iroh-relay-v1, "
-    "iroh-relay-v2). Endpoints connect via <code>/relay</code>.</p>\n</body></html>\n";
 
 }  // namespace
 
@@ -408,11 +360,11 @@ class Session : public SessionBase {
   }
 
   void respond(http::status status, std::string body, bool keep_alive,
-               std::initializer_list<std::pair<std::string_view, std::string>> headers = {},
+               const std::vector<relay::HttpHeader>& headers = {},
                std::string_view content_type = "text/plain; charset=utf-8") {
     auto res = std::make_shared<http::response<http::string_body>>(status, 11);
     prepare(*res, keep_alive);
-    for (const auto& [k, v] : headers) res->set(beast::string_view(k.data(), k.size()), v);
+    for (const auto& [k, v] : headers) res->set(k, v);
     if (!body.empty()) {
       res->set(http::field::content_type,
                beast::string_view(content_type.data(), content_type.size()));
@@ -426,81 +378,40 @@ class Session : public SessionBase {
                       });
   }
 
+  // Routing and the spec §6.2 upgrade checks are decided by relay::decide_http_request; this
+  // only carries the decision out.
   void handle_request(http::request<http::string_body> req) {
     ++server_.io_metrics.http_requests;
     const std::string_view target(req.target().data(), req.target().size());
-    const auto qpos = target.find('?');
-    const std::string_view path = target.substr(0, qpos);
-    const std::string_view query =
-        qpos == std::string_view::npos ? std::string_view{} : target.substr(qpos + 1);
     const bool keep_alive = req.keep_alive();
     server_.log.log(LogLevel::Debug, "http request",
                     {{"peer", peer_},
                      {"method", std::string(req.method_string())},
                      {"target", std::string(target)}});
 
-    if (path == "/relay") return handle_upgrade(std::move(req), query);
-    if (path == "/ping") {
-      return respond(http::status::ok, "", keep_alive, {{"Access-Control-Allow-Origin", "*"}});
+    relay::HttpHeaders headers;
+    for (const auto& field : req) {
+      headers.add(std::string_view(field.name_string().data(), field.name_string().size()),
+                  std::string_view(field.value().data(), field.value().size()));
     }
-    if (path == "/generate_204") {
-      auto it = req.find("X-Iroh-Challenge");
-      if (it != req.end()) {
-        std::string_view c(it->value().data(), it->value().size());
-        if (valid_captive_challenge(c)) {
-          return respond(http::status::no_content, "", keep_alive,
-                         {{"X-Iroh-Response", "response " + std::string(c)},
-                          {"Access-Control-Allow-Origin", "*"}});
-        }
-      }
-      return respond(http::status::no_content, "", keep_alive,
-                     {{"Access-Control-Allow-Origin", "*"}});
+    const std::string_view method(req.method_string().data(), req.method_string().size());
+    relay::HttpDecision decision = relay::decide_http_request(method, target, headers);
+    if (auto* accept = std::get_if<relay::UpgradeAccept>(&decision.outcome)) {
+      return accept_upgrade(std::move(req), std::move(*accept));
     }
-    if (path == "/") {
-      return respond(http::status::ok, std::string(kIndexHtml), keep_alive, {},
-                     "text/html; charset=utf-8");
+    auto& res = std::get<relay::HttpResponse>(decision.outcome);
+    if (decision.route == relay::HttpRoute::RelayUpgrade) {
+      ++server_.io_metrics.upgrades_rejected;
+      server_.log.log(LogLevel::Info, "upgrade rejected",
+                      {{"peer", peer_}, {"reason", res.reject_reason}});
     }
-    if (path == "/robots.txt") {
-      return respond(http::status::ok, "User-agent: *\nDisallow: /\n", keep_alive);
-    }
-    respond(http::status::not_found, "Not Found\n", keep_alive);
+    respond(static_cast<http::status>(res.status), std::move(res.body), keep_alive && !res.close,
+            res.headers, res.content_type);
   }
 
-  void reject_upgrade(
-      std::string why,
-      std::initializer_list<std::pair<std::string_view, std::string>> headers = {}) {
-    ++server_.io_metrics.upgrades_rejected;
-    server_.log.log(LogLevel::Info, "upgrade rejected", {{"peer", peer_}, {"reason", why}});
-    respond(http::status::bad_request, why + "\n", false, headers);
-  }
-
-  // spec §6.2 (iroh-relay http_server.rs:575-672).
-  void handle_upgrade(http::request<http::string_body> req, std::string_view query) {
-    if (req.method() != http::verb::get) return reject_upgrade("expected GET");
-    auto upgrade = req.find(http::field::upgrade);
-    if (upgrade == req.end() || upgrade->value() != "websocket") {
-      return reject_upgrade("you must upgrade to websocket");
-    }
-    if (req.find(http::field::sec_websocket_key) == req.end()) {
-      return reject_upgrade("missing header Sec-WebSocket-Key");
-    }
-    auto version = req.find(http::field::sec_websocket_version);
-    if (version == req.end() || version->value() != "13") {
-      return reject_upgrade("Sec-WebSocket-Version must be 13", {{"Sec-WebSocket-Version", "13"}});
-    }
-    auto proto = req.find(http::field::sec_websocket_protocol);
-    if (proto == req.end()) return reject_upgrade("missing header Sec-WebSocket-Protocol");
-    auto chosen = pick_subprotocol(std::string_view(proto->value().data(), proto->value().size()));
-    if (!chosen) return reject_upgrade("unsupported relay protocol version");
-    version_ = *chosen;
-
-    std::optional<std::string> token;
-    if (auto auth = req.find(http::field::authorization); auth != req.end()) {
-      std::string_view v(auth->value().data(), auth->value().size());
-      if (v.substr(0, 7) == "Bearer ") token = std::string(trim(v.substr(7)));
-    }
-    if (!token) token = query_param(query, "token");
-    token_ = std::move(token);
+  void accept_upgrade(http::request<http::string_body> req, relay::UpgradeAccept accept) {
+    version_ = accept.version;
+    token_ = std::move(accept.token);
 
     beast::get_lowest_layer(ws_).expires_never();
     websocket::stream_base::timeout to{};
@@ -508,11 +419,17 @@ class Session : public SessionBase {
     to.idle_timeout = websocket::stream_base::none();
     to.keep_alive_pings = false;
     ws_.set_option(to);
-    const std::string chosen_name(relay::to_string(*chosen));
-    ws_.set_option(websocket::stream_base::decorator([chosen_name](websocket::response_type& res) {
-      res.set(http::field::server, "irohlab-relay");
-      res.set(http::field::sec_websocket_protocol, chosen_name);
-    }));
+    ws_.set_option(websocket::stream_base::decorator(
+        [subprotocol = std::move(accept.subprotocol),
+         accept_value = std::move(accept.accept)](websocket::response_type& res) {
+          res.set(http::field::server, "irohlab-relay");
+          res.set(http::field::sec_websocket_protocol, subprotocol);
+          // Beast computes the same RFC 6455 value itself; ours (relay/http_upgrade) is the one
+          // that goes out. Only 101 responses carry it (Beast's own error replies do not).
+          if (res.result() == http::status::switching_protocols) {
+            res.set(http::field::sec_websocket_accept, accept_value);
+          }
+        }));
     ws_.read_message_max(kMaxWsMessage);
     ws_.auto_fragment(false);
     ws_.binary(true);

@@ -157,7 +157,7 @@ void ServerCore::charge_rate_limit(Actions& out, Conn& c, std::size_t bytes, Ins
     c.rate_limited_notified = true;
     if (c.version == ProtocolVersion::V2) send(out, c, Status{Status::kRateLimited});
   }
-  out.emplace_back(std::in_place_type<PauseReads>, c.id, now + Duration(wait_ns));
+  out.emplace_back(PauseReads{c.id, now + Duration(wait_ns)});
 }
 
 Actions ServerCore::on_message(ConnId conn, ByteView message, Instant now) {
