@@ -1,9 +1,9 @@
 // Fuzz target: postcard EndpointAddr decoding (spec §2.2), the binary heart of tickets.
 // Property: decode → encode → decode gives the same value and the same bytes.
+#include "base/endpoint_addr.h"
+
 #include <cstdint>
 #include <cstdlib>
-
-#include "base/endpoint_addr.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   iroh::postcard::Reader in(iroh::ByteView(data, size));

@@ -18,6 +18,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#ifdef IROHLAB_FUZZ_DEBUG
+#include <cstdio>
+#endif
 
 #include "relay/http_upgrade.h"
 
@@ -25,32 +28,36 @@ namespace {
 
 using namespace iroh::relay;
 
-constexpr std::array<std::string_view, 9> kNames = {
-    "Upgrade",       "Sec-WebSocket-Key", "Sec-WebSocket-Version",
-    "Sec-WebSocket-Protocol", "Authorization", "X-Iroh-Challenge",
-    "Connection",    "Host",              "x-iroh-relay-client-auth-v1"};
+constexpr std::array<std::string_view, 9> kNames = {"Upgrade",
+                                                    "Sec-WebSocket-Key",
+                                                    "Sec-WebSocket-Version",
+                                                    "Sec-WebSocket-Protocol",
+                                                    "Authorization",
+                                                    "X-Iroh-Challenge",
+                                                    "Connection",
+                                                    "Host",
+                                                    "x-iroh-relay-client-auth-v1"};
 
-constexpr std::array<std::string_view, 16> kValues = {
-    "websocket",
-    "WebSocket",
-    "dGhlIHNhbXBsZSBub25jZQ==",
-    "4ltJ/H+6r9fkUwXen19msA==",
-    "13",
-    "8",
-    "iroh-relay-v2, iroh-relay-v1",
-    "iroh-relay-v1",
-    "iroh-relay-v2",
-    " iroh-relay-v1 ,\tfoo",
-    "iroh-relay-v3",
-    "Bearer token123",
-    "Bearer  spaced\t",
-    "ts_relay.example.com",
-    "",
-    "Upgrade"};
+constexpr std::array<std::string_view, 16> kValues = {"websocket",
+                                                      "WebSocket",
+                                                      "dGhlIHNhbXBsZSBub25jZQ==",
+                                                      "4ltJ/H+6r9fkUwXen19msA==",
+                                                      "13",
+                                                      "8",
+                                                      "iroh-relay-v2, iroh-relay-v1",
+                                                      "iroh-relay-v1",
+                                                      "iroh-relay-v2",
+                                                      " iroh-relay-v1 ,\tfoo",
+                                                      "iroh-relay-v3",
+                                                      "Bearer token123",
+                                                      "Bearer  spaced\t",
+                                                      "ts_relay.example.com",
+                                                      "",
+                                                      "Upgrade"};
 
 constexpr std::array<std::string_view, 6> kMethods = {"GET", "POST", "HEAD", "get", "OPTIONS", ""};
-constexpr std::array<std::string_view, 8> kPaths = {
-    "/relay", "/ping", "/generate_204", "/", "/robots.txt", "/metrics", "/relay/", ""};
+constexpr std::array<std::string_view, 8> kPaths = {"/relay",      "/ping",    "/generate_204", "/",
+                                                    "/robots.txt", "/metrics", "/relay/",       ""};
 
 std::string random_case(FuzzedDataProvider& p, std::string_view s) {
   std::string out(s);
@@ -58,8 +65,10 @@ std::string random_case(FuzzedDataProvider& p, std::string_view s) {
   for (std::size_t i = 0; i < out.size() && i < 64; ++i) {
     if ((mask >> i) & 1) {
       char& c = out[i];
-      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-      else if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      if (c >= 'a' && c <= 'z')
+        c = static_cast<char>(c - 'a' + 'A');
+      else if (c >= 'A' && c <= 'Z')
+        c = static_cast<char>(c - 'A' + 'a');
     }
   }
   return out;
@@ -86,15 +95,17 @@ bool lists(std::string_view header, std::string_view token) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider p(data, size);
 
-  std::string method = p.ConsumeBool() ? std::string(p.PickValueInArray(kMethods))
-                                       : p.ConsumeRandomLengthString(16);
+  std::string method =
+      p.ConsumeBool() ? std::string(p.PickValueInArray(kMethods)) : p.ConsumeRandomLengthString(16);
   std::string target;
   switch (p.ConsumeIntegralInRange(0, 3)) {
     case 0:
       target = p.PickValueInArray(kPaths);
       break;
     case 1:
-      target = std::string(p.PickValueInArray(kPaths)) + "?" + p.ConsumeRandomLengthString(64);
+      target = p.PickValueInArray(kPaths);
+      target += "?";
+      target += p.ConsumeRandomLengthString(64);  // separate statements: defined consumption order
       break;
     case 2:
       target = "/relay?token=" + p.ConsumeRandomLengthString(32);
@@ -115,7 +126,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         value = p.PickValueInArray(kValues);
         break;
       case 1:
-        value = std::string(p.PickValueInArray(kValues)) + p.ConsumeRandomLengthString(16);
+        value = p.PickValueInArray(kValues);
+        value += p.ConsumeRandomLengthString(16);
         break;
       default:
         value = p.ConsumeRandomLengthString(96);
@@ -125,6 +137,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   const HttpDecision d = decide_http_request(method, target, headers);
+#ifdef IROHLAB_FUZZ_DEBUG  // -DIROHLAB_FUZZ_DEBUG: show what an input decodes to
+  std::printf("%s %s\n", method.c_str(), target.c_str());
+  for (const auto& f : headers.fields()) std::printf("  %s: %s\n", f.name.c_str(), f.value.c_str());
+  if (d.upgrade()) {
+    std::printf("-> %s: accept %s %s\n", std::string(to_string(d.route)).c_str(),
+                d.upgrade()->subprotocol.c_str(), d.upgrade()->accept.c_str());
+  } else {
+    std::printf("-> %s: %d %s\n", std::string(to_string(d.route)).c_str(), d.response()->status,
+                d.response()->reject_reason.c_str());
+  }
+#endif
   if (d.route != route_of(target)) __builtin_trap();
 
   if (const UpgradeAccept* a = d.upgrade()) {

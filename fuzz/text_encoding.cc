@@ -1,12 +1,13 @@
 // Fuzz target: hex, base32, z-base-32 and base32hex decoding, and the key text parsers (spec §1.2).
 // Property: anything that decodes re-encodes to the same text (in the alphabet's canonical case),
 // i.e. the decoders accept exactly one spelling per value.
+#include "base/text_encoding.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 
 #include "base/key.h"
-#include "base/text_encoding.h"
 
 using iroh::Base32Alphabet;
 

@@ -1,11 +1,11 @@
 // Fuzz target: EndpointTicket string decoding (spec §2.3).
 // Property: whatever decodes re-encodes to a canonical ticket that decodes to the same value and
 // re-encodes to the same string (decode → encode → decode is stable).
+#include "base/ticket.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
-
-#include "base/ticket.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);

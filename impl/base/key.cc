@@ -174,7 +174,9 @@ Result<EndpointId> EndpointId::parse(std::string_view text) {
 }
 
 std::string EndpointId::to_hex() const { return iroh::to_hex(bytes_); }
-std::string EndpointId::to_base32() const { return base32_encode(bytes_, Base32Alphabet::kRfc4648); }
+std::string EndpointId::to_base32() const {
+  return base32_encode(bytes_, Base32Alphabet::kRfc4648);
+}
 std::string EndpointId::to_z32() const { return base32_encode(bytes_, Base32Alphabet::kZBase32); }
 std::string EndpointId::to_tls_name() const {
   return base32_encode(bytes_, Base32Alphabet::kBase32Hex) + ".iroh.invalid";

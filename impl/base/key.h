@@ -1,8 +1,8 @@
 // Endpoint identities: Ed25519 secret keys and public keys (EndpointId).   spec §1
 //
 // An EndpointId is the 32-byte compressed Edwards-Y encoding of an Ed25519 public key. Like Rust
-// iroh (ed25519-dalek `VerifyingKey::from_bytes`) we accept exactly the encodings that decompress to
-// a curve point, and verify signatures strictly (canonical S, no small-order R or A).
+// iroh (ed25519-dalek `VerifyingKey::from_bytes`) we accept exactly the encodings that decompress
+// to a curve point, and verify signatures strictly (canonical S, no small-order R or A).
 #pragma once
 
 #include <compare>

@@ -18,7 +18,8 @@ void encode_bytes(Bytes& out, ByteView bytes) {
 void encode_str(Bytes& out, std::string_view s) { encode_bytes(out, as_bytes(s)); }
 
 Result<std::uint8_t> Reader::u8() {
-  if (remaining() < 1) return make_error("unexpected end of data at offset " + std::to_string(pos_));
+  if (remaining() < 1)
+    return make_error("unexpected end of data at offset " + std::to_string(pos_));
   return data_[pos_++];
 }
 
@@ -118,8 +119,8 @@ bool is_valid_utf8(std::string_view s) {
       if ((cc & 0xc0) != 0x80) return false;
       cp = (cp << 6) | (cc & 0x3f);
     }
-    const bool overlong = (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-                          (len == 4 && cp < 0x10000);
+    const bool overlong =
+        (len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
     if (overlong || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
     i += len;
   }

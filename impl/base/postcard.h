@@ -26,8 +26,8 @@ class Reader {
 
   Result<std::uint8_t> u8();
   Result<std::uint16_t> varint_u16();
-  Result<std::uint32_t> varint_u32();  // also enum variant indices
-  Result<std::uint64_t> varint_u64();  // also usize lengths (64-bit platforms)
+  Result<std::uint32_t> varint_u32();     // also enum variant indices
+  Result<std::uint64_t> varint_u64();     // also usize lengths (64-bit platforms)
   Result<ByteView> fixed(std::size_t n);  // [u8; N]
   Result<ByteView> bytes();               // length-prefixed byte string
   Result<std::string> str();              // length-prefixed UTF-8 string

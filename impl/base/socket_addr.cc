@@ -53,8 +53,8 @@ std::optional<ByteArray<16>> parse_ipv6(std::string_view s) {
     if (n_head + n_tail >= 8) return std::nullopt;
     // A dotted IPv4 may end the address in place of the last two groups.
     const std::size_t next_colon = s.find(':', pos);
-    const std::string_view token =
-        s.substr(pos, next_colon == std::string_view::npos ? std::string_view::npos : next_colon - pos);
+    const std::string_view token = s.substr(
+        pos, next_colon == std::string_view::npos ? std::string_view::npos : next_colon - pos);
     if (next_colon == std::string_view::npos && token.find('.') != std::string_view::npos) {
       auto ip4 = parse_ipv4(token);
       if (!ip4 || n_head + n_tail > 6) return std::nullopt;
@@ -67,10 +67,14 @@ std::optional<ByteArray<16>> parse_ipv6(std::string_view s) {
     unsigned value = 0;
     for (const char c : token) {
       int d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
-      else return std::nullopt;
+      if (c >= '0' && c <= '9')
+        d = c - '0';
+      else if (c >= 'a' && c <= 'f')
+        d = c - 'a' + 10;
+      else if (c >= 'A' && c <= 'F')
+        d = c - 'A' + 10;
+      else
+        return std::nullopt;
       value = value * 16 + static_cast<unsigned>(d);
     }
     groups[n++] = static_cast<std::uint16_t>(value);
@@ -131,7 +135,8 @@ std::string format_ipv4(ByteView ip) {
 std::string format_ipv6(const ByteArray<16>& ip) {
   std::uint16_t g[8];
   for (int i = 0; i < 8; ++i) g[i] = static_cast<std::uint16_t>(ip[2 * i] << 8 | ip[2 * i + 1]);
-  const bool mapped = g[0] == 0 && g[1] == 0 && g[2] == 0 && g[3] == 0 && g[4] == 0 && g[5] == 0xffff;
+  const bool mapped =
+      g[0] == 0 && g[1] == 0 && g[2] == 0 && g[3] == 0 && g[4] == 0 && g[5] == 0xffff;
   if (mapped) return "::ffff:" + format_ipv4(ByteView(ip).subspan(12, 4));
   int best_start = -1, best_len = 0;
   for (int i = 0; i < 8;) {
@@ -215,9 +220,7 @@ Result<SocketAddr> SocketAddr::parse(std::string_view text) {
   return v4(*ip, *port);
 }
 
-std::string SocketAddr::ip_string() const {
-  return is_v4() ? format_ipv4(ip()) : format_ipv6(ip_);
-}
+std::string SocketAddr::ip_string() const { return is_v4() ? format_ipv4(ip()) : format_ipv6(ip_); }
 
 std::string SocketAddr::to_string() const {
   return is_v4() ? ip_string() + ":" + std::to_string(port_)

@@ -111,7 +111,7 @@ Result<Bytes> base32_decode(std::string_view text, Base32Alphabet alphabet) {
   static const auto kRfc = reverse_table(Base32Alphabet::kRfc4648);
   static const auto kZ = reverse_table(Base32Alphabet::kZBase32);
   static const auto kHex = reverse_table(Base32Alphabet::kBase32Hex);
-  const auto& table = alphabet == Base32Alphabet::kRfc4648  ? kRfc
+  const auto& table = alphabet == Base32Alphabet::kRfc4648   ? kRfc
                       : alphabet == Base32Alphabet::kZBase32 ? kZ
                                                              : kHex;
   const auto name = std::string(alphabet_name(alphabet));

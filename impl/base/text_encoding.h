@@ -22,9 +22,9 @@ std::string to_hex(ByteView bytes);
 Result<Bytes> parse_hex_lower(std::string_view text);
 
 enum class Base32Alphabet {
-  kRfc4648,     // ABCDEFGHIJKLMNOPQRSTUVWXYZ234567, emitted in lower case
-  kZBase32,     // ybndrfg8ejkmcpqxot1uwisza345h769
-  kBase32Hex,   // 0123456789abcdefghijklmnopqrstuv (RFC 4648 §7, lower case)
+  kRfc4648,    // ABCDEFGHIJKLMNOPQRSTUVWXYZ234567, emitted in lower case
+  kZBase32,    // ybndrfg8ejkmcpqxot1uwisza345h769
+  kBase32Hex,  // 0123456789abcdefghijklmnopqrstuv (RFC 4648 §7, lower case)
 };
 
 // Unpadded encoding, most significant bit first (RFC 4648 bit order for all three alphabets).

@@ -13,6 +13,20 @@
 //     are never sent as records, the engine closes with CRYPTO_ERROR instead.
 //   - the quic_transport_parameters extension (0x39) is a session-registered extension allowed in
 //     ClientHello and EncryptedExtensions.
+//
+// Pitfalls found on the way (GnuTLS 3.7.9):
+//   - the post-ClientHello callback runs *before* GNUTLS_EXT_TLS extensions are parsed, so the
+//     transport-parameter extension is registered at GNUTLS_EXT_APPLICATION to be visible there;
+//   - a send callback that appends nothing makes GnuTLS omit the extension (empty TPs = none);
+//   - GnuTLS accepts a TLS KeyUpdate in QUIC mode and installs new 1-RTT secrets; RFC 9001 §6
+//     forbids it, so messages are framed here and KeyUpdate is refused before GnuTLS sees it;
+//   - GnuTLS does not check which level handshake bytes arrive at; that is checked here too;
+//   - the certificate verify callback runs after CertificateVerify has been checked, so a peer id
+//     is only reported for a key whose possession was proven;
+//   - installing a key-log function replaces GnuTLS's SSLKEYLOGFILE writer, so it is only
+//     installed when the application asks for one;
+//   - alerts are never sent by GnuTLS on its own in QUIC mode when gnutls_handshake() fails: the
+//     alert is derived here (our callback's reason, else gnutls_error_to_alert()).
 #include "crypto/tls.h"
 
 #include <gnutls/gnutls.h>
@@ -148,6 +162,7 @@ struct TlsSession::Impl {
   std::optional<EndpointId> peer_id;
   std::optional<AeadAlgorithm> aead;
   KeylogCallback keylog;
+  gnutls_keylog_func default_keylog = nullptr;
 
   Impl() = default;
   Impl(const Impl&) = delete;
@@ -171,6 +186,7 @@ struct TlsSession::Impl {
 
   TlsResult<void> fail(TlsError e) {
     for (auto& o : outgoing) o.clear();
+    for (auto& i : incoming) i.clear();
     error = std::move(e);
     return *error;
   }
@@ -183,8 +199,8 @@ struct TlsSession::Impl {
     if (alert) {
       a = *alert;
     } else {
-      gnutls_alert_level_t lvl;
-      const int mapped = gnutls_error_to_alert(rv, reinterpret_cast<int*>(&lvl));
+      int lvl = 0;
+      const int mapped = gnutls_error_to_alert(rv, &lvl);
       a = mapped >= 0 ? static_cast<std::uint8_t>(mapped) : tls_alert::kInternalError;
     }
     std::string msg = gnutls_reason(what, rv);
@@ -397,7 +413,9 @@ TlsResult<void> TlsSession::Impl::setup(const SecretKey& key) {
     gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
     gnutls_handshake_set_post_client_hello_function(session, &Impl::post_client_hello_cb);
   }
-  gnutls_session_set_keylog_function(session, &Impl::keylog_cb);
+  // GnuTLS's default key-log function honours SSLKEYLOGFILE; ours replaces it only when the
+  // application installs a callback.
+  default_keylog = gnutls_session_get_keylog_function(session);
   return {};
 }
 
@@ -577,7 +595,11 @@ const std::optional<std::string>& TlsSession::alpn() const { return impl_->alpn;
 const std::optional<EndpointId>& TlsSession::peer_id() const { return impl_->peer_id; }
 std::optional<AeadAlgorithm> TlsSession::aead() const { return impl_->aead; }
 
-void TlsSession::set_keylog_callback(KeylogCallback cb) { impl_->keylog = std::move(cb); }
+void TlsSession::set_keylog_callback(KeylogCallback cb) {
+  impl_->keylog = std::move(cb);
+  gnutls_session_set_keylog_function(impl_->session,
+                                     impl_->keylog ? &Impl::keylog_cb : impl_->default_keylog);
+}
 
 TlsResult<void> TlsSession::set_server_name_for_testing(std::string_view name) {
   if (!impl_->client || impl_->started) {

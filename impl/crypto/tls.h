@@ -107,6 +107,8 @@ class TlsSession {
  public:
   // A client that dials `expected_server`, offering exactly `alpn` and sending
   // `local_transport_params` (an encoded quic transport parameter blob) in its ClientHello.
+  // (An empty blob makes GnuTLS omit the extension altogether — the peer then fails the
+  // handshake with missing_extension; only useful in tests. QUIC always has parameters.)
   static TlsResult<TlsSession> client(const SecretKey& key, const EndpointId& expected_server,
                                       std::string alpn, Bytes local_transport_params);
   // A server accepting any of `alpns` (in order of preference; must be non-empty) and any client
@@ -114,6 +116,8 @@ class TlsSession {
   static TlsResult<TlsSession> server(const SecretKey& key, std::vector<std::string> alpns,
                                       Bytes local_transport_params);
 
+  // Movable (GnuTLS callbacks point at the heap-allocated Impl, never at this handle). A
+  // moved-from session may only be destroyed or assigned to.
   TlsSession(TlsSession&&) noexcept;
   TlsSession& operator=(TlsSession&&) noexcept;
   ~TlsSession();
@@ -126,9 +130,12 @@ class TlsSession {
   // error (kInternalError, state unchanged).
   TlsResult<void> start();
 
-  // Feed CRYPTO frame bytes received at `level`, in stream order (the caller reassembles CRYPTO
-  // frames by offset). Any split is fine: partial handshake messages are buffered. Bytes arriving
-  // after the handshake at kOneRtt (e.g. NewSessionTicket) are accepted too.
+  // Feed CRYPTO frame bytes received at `level`, in stream order, each byte once (the caller
+  // reassembles CRYPTO frames by offset and drops retransmitted data). Any split is fine: partial
+  // handshake messages are buffered (at most 64 KiB per message). Bytes arriving after the
+  // handshake at kOneRtt (NewSessionTicket) are accepted and ignored. Errors (RFC 9001 §4.1.3,
+  // §6): a message at a level other than the one TLS currently reads at, or leftover bytes at a
+  // level TLS has moved past, → unexpected_message (10); a TLS KeyUpdate → unexpected_message.
   TlsResult<void> provide_data(EncryptionLevel level, ByteView crypto_bytes);
 
   // The next pending event, or nullopt.
@@ -149,7 +156,9 @@ class TlsSession {
   const std::optional<EndpointId>& peer_id() const;
   std::optional<AeadAlgorithm> aead() const;
 
-  // Installs an SSLKEYLOGFILE-style hook (call before start()/the first provide_data()).
+  // Installs an SSLKEYLOGFILE-style hook (call before start()/the first provide_data()). Without
+  // one, GnuTLS's own default applies: it appends to $SSLKEYLOGFILE if that is set. An empty
+  // callback restores that default.
   void set_keylog_callback(KeylogCallback cb);
 
   // Offer / expect SNI: not part of iroh's profile (≤ 1.0.3 sent `<id>.iroh.invalid`); only for

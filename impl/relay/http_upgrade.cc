@@ -194,7 +194,7 @@ HttpDecision decide_http_request(std::string_view method, std::string_view targe
   d.route = route_of(target);
   switch (d.route) {
     case HttpRoute::RelayUpgrade:
-      std::visit([&d](auto&& v) { d.outcome = std::move(v); }, decide_upgrade(method, query, headers));
+      d.outcome = decide_upgrade(method, query, headers);
       break;
     case HttpRoute::Ping:
       d.outcome = cors(200);

@@ -105,8 +105,8 @@ struct HttpResponse {
 // Go ahead with the WebSocket upgrade: 101 with these values.
 struct UpgradeAccept {
   ProtocolVersion version = ProtocolVersion::V2;
-  std::string subprotocol;  // to_string(version): the response's Sec-WebSocket-Protocol
-  std::string accept;       // the response's Sec-WebSocket-Accept (28 chars)
+  std::string subprotocol;           // to_string(version): the response's Sec-WebSocket-Protocol
+  std::string accept;                // the response's Sec-WebSocket-Accept (28 chars)
   std::optional<std::string> token;  // for ServerCore::on_connected
   friend bool operator==(const UpgradeAccept&, const UpgradeAccept&) = default;
 };

@@ -61,14 +61,14 @@ void register_key_commands(CLI::App& app) {
     });
   }
   {
-    auto* cmd = key->add_subcommand("show", "Show the endpoint id of a secret key in every text form");
+    auto* cmd =
+        key->add_subcommand("show", "Show the endpoint id of a secret key in every text form");
     auto secret = std::make_shared<std::string>();
     cmd->add_option("SECRET", *secret, "Secret key: 64 lowercase hex chars or base32")->required();
     auto json = std::make_shared<bool>(false);
     cmd->add_flag("--json", *json, "Print JSON (keys id, base32, z32, tls_name, short)");
-    cmd->callback([secret, json] {
-      print_id(unwrap(iroh::SecretKey::parse(*secret)).public_key(), *json);
-    });
+    cmd->callback(
+        [secret, json] { print_id(unwrap(iroh::SecretKey::parse(*secret)).public_key(), *json); });
   }
   {
     auto* cmd = key->add_subcommand("sign", "Sign a message with a secret key (ed25519, RFC 8032)");

@@ -22,9 +22,16 @@ TEST(Postcard, VarintEncoding) {
 }
 
 TEST(Postcard, VarintRoundTrip) {
-  const std::uint64_t values[] = {0,       1,        127,       128,
-                                  16383,   16384,    65535,     std::uint64_t{1} << 32,
-                                  (std::uint64_t{1} << 63) + 5, UINT64_MAX};
+  const std::uint64_t values[] = {0,
+                                  1,
+                                  127,
+                                  128,
+                                  16383,
+                                  16384,
+                                  65535,
+                                  std::uint64_t{1} << 32,
+                                  (std::uint64_t{1} << 63) + 5,
+                                  UINT64_MAX};
   for (std::uint64_t v : values) {
     const auto b = varint(v);
     Reader r(b);
@@ -80,11 +87,11 @@ TEST(Postcard, StringsAreUtf8Checked) {
 
 TEST(Utf8, RejectsWhatRustRejects) {
   EXPECT_TRUE(is_valid_utf8("plain ascii"));
-  EXPECT_TRUE(is_valid_utf8("\xf0\x9f\x98\x80"));        // U+1F600
-  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));               // overlong '/'
-  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));           // surrogate U+D800
-  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));       // above U+10FFFF
-  EXPECT_FALSE(is_valid_utf8("\xe2\x82"));               // truncated
+  EXPECT_TRUE(is_valid_utf8("\xf0\x9f\x98\x80"));   // U+1F600
+  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));      // surrogate U+D800
+  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\xe2\x82"));          // truncated
   EXPECT_FALSE(is_valid_utf8("\xff"));
 }
 

@@ -28,10 +28,13 @@ TEST(Hex, ParsesLowercaseOnly) {
 
 // RFC 4648 §10 test vectors (padding stripped, lower-cased output).
 TEST(Base32, Rfc4648Vectors) {
-  const std::pair<const char*, const char*> cases[] = {
-      {"", ""},           {"f", "my"},           {"fo", "mzxq"},
-      {"foo", "mzxw6"},   {"foob", "mzxw6yq"},   {"fooba", "mzxw6ytb"},
-      {"foobar", "mzxw6ytboi"}};
+  const std::pair<const char*, const char*> cases[] = {{"", ""},
+                                                       {"f", "my"},
+                                                       {"fo", "mzxq"},
+                                                       {"foo", "mzxw6"},
+                                                       {"foob", "mzxw6yq"},
+                                                       {"fooba", "mzxw6ytb"},
+                                                       {"foobar", "mzxw6ytboi"}};
   for (const auto& [plain, encoded] : cases) {
     EXPECT_EQ(base32_encode(as_bytes(plain), Base32Alphabet::kRfc4648), encoded);
     auto back = base32_decode(ascii_upper(encoded), Base32Alphabet::kRfc4648);
@@ -44,7 +47,8 @@ TEST(Base32, Rfc4648Vectors) {
 TEST(Base32, HexAlphabetVectors) {
   EXPECT_EQ(base32_encode(as_bytes("foobar"), Base32Alphabet::kBase32Hex), "cpnmuoj1e8");
   EXPECT_EQ(base32_encode(as_bytes("f"), Base32Alphabet::kBase32Hex), "co");
-  EXPECT_EQ(*base32_decode("cpnmuoj1e8", Base32Alphabet::kBase32Hex), Bytes(as_bytes("foobar").begin(), as_bytes("foobar").end()));
+  EXPECT_EQ(*base32_decode("cpnmuoj1e8", Base32Alphabet::kBase32Hex),
+            Bytes(as_bytes("foobar").begin(), as_bytes("foobar").end()));
 }
 
 TEST(Base32, DecodeRejectsBadInput) {

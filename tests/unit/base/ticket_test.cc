@@ -17,7 +17,8 @@ constexpr const char* kExampleB =
     "endpointaab2cb576phbbpq5odorrz2lycmwpzgwgcn2kdk7dxoimzaskuy3qaqadjuhi5dqom5c6l3smvwgc6jomv4gc3"
     "lqnrss4y3pnuxqcad7aaaaduqj";
 constexpr const char* kExampleC =
-    "endpointaab2cb576phbbpq5odorrz2lycmwpzgwgcn2kdk7dxoimzaskuy3qayaczuhi5dqhixs6mjsg4xdalrqfyytumz"
+    "endpointaab2cb576phbbpq5odorrz2lycmwpzgwgcn2kdk7dxoimzaskuy3qayaczuhi5dqhixs6mjsg4xdalrqfyytum"
+    "z"
     "tgqyc6aiaycuacbpbhqaqcaaaaaaaaaaaaaaaaaaaaaaaaaorei";
 
 TEST(Ticket, ExampleA_IdOnly) {
@@ -105,7 +106,8 @@ TEST(Ticket, RejectsMalformed) {
   for (const auto& [text, expect] : cases) {
     auto r = decode_ticket(text);
     ASSERT_FALSE(r.ok()) << text;
-    EXPECT_NE(r.error().message.find(expect), std::string::npos) << text << ": " << r.error().message;
+    EXPECT_NE(r.error().message.find(expect), std::string::npos)
+        << text << ": " << r.error().message;
   }
 }
 

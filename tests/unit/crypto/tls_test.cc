@@ -551,6 +551,37 @@ TEST(TlsSession, ServerRequiresClientAuthentication) {
   EXPECT_FALSE(server_error->message.empty());
 }
 
+TEST(TlsSession, ReplayedClientFlightIsRejectedWithoutAuthenticating) {
+  // Two servers see the same ClientHello; the client's Certificate/CertificateVerify/Finished for
+  // one of them is replayed to the other (whose transcript has a different server random).
+  const SecretKey ck = key_from_byte(34), sk = key_from_byte(35);
+  auto c = TlsSession::client(ck, sk.public_key(), "a", kClientTp);
+  auto s1 = TlsSession::server(sk, {"a"}, kServerTp);
+  auto s2 = TlsSession::server(sk, {"a"}, kServerTp);
+  ASSERT_TRUE(c.ok() && s1.ok() && s2.ok());
+  ASSERT_TRUE(c->start().ok());
+  const Bytes ch = c->take_outgoing(EncryptionLevel::kInitial);
+  ASSERT_TRUE(s1->provide_data(EncryptionLevel::kInitial, ch).ok());
+  ASSERT_TRUE(s2->provide_data(EncryptionLevel::kInitial, ch).ok());
+  ASSERT_TRUE(
+      c->provide_data(EncryptionLevel::kInitial, s1->take_outgoing(EncryptionLevel::kInitial))
+          .ok());
+  ASSERT_TRUE(
+      c->provide_data(EncryptionLevel::kHandshake, s1->take_outgoing(EncryptionLevel::kHandshake))
+          .ok());
+  ASSERT_TRUE(c->handshake_complete());
+  const Bytes flight = c->take_outgoing(EncryptionLevel::kHandshake);
+  auto r = s2->provide_data(EncryptionLevel::kHandshake, flight);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().alert, 51);  // decrypt_error: CertificateVerify does not verify
+  EXPECT_FALSE(s2->peer_id()) << "peer id must only be reported after proof of possession";
+  EXPECT_FALSE(s2->handshake_complete());
+  // The genuine server accepts it.
+  ASSERT_TRUE(s1->provide_data(EncryptionLevel::kHandshake, flight).ok());
+  EXPECT_TRUE(s1->handshake_complete());
+  EXPECT_EQ(*s1->peer_id(), ck.public_key());
+}
+
 TEST(TlsSession, KeylogCallbackSeesSecrets) {
   const SecretKey ck = key_from_byte(24), sk = key_from_byte(25);
   Pair p = make_pair(ck, sk, sk.public_key(), "a", {"a"});

@@ -11,12 +11,9 @@ namespace {
 // spec §6.2, the request iroh 1.0.2 sends, verbatim (note the lowercase protocol header).
 HttpHeaders observed_rust_request() {
   return HttpHeaders{
-      {"Host", "127.0.0.1:3341"},
-      {"Upgrade", "websocket"},
-      {"Connection", "Upgrade"},
-      {"Sec-WebSocket-Key", "4ltJ/H+6r9fkUwXen19msA=="},
-      {"Sec-WebSocket-Version", "13"},
-      {"sec-websocket-protocol", "iroh-relay-v2, iroh-relay-v1"},
+      {"Host", "127.0.0.1:3341"},      {"Upgrade", "websocket"},
+      {"Connection", "Upgrade"},       {"Sec-WebSocket-Key", "4ltJ/H+6r9fkUwXen19msA=="},
+      {"Sec-WebSocket-Version", "13"}, {"sec-websocket-protocol", "iroh-relay-v2, iroh-relay-v1"},
   };
 }
 
@@ -80,8 +77,7 @@ TEST(RelayHttpUpgrade, ObservedRustRequestAcceptedWithV2) {
 
 TEST(RelayHttpUpgrade, SubprotocolChoice) {
   auto version_for = [](std::string_view protocols) -> std::optional<ProtocolVersion> {
-    const auto d =
-        decide_http_request("GET", "/relay", with("Sec-WebSocket-Protocol", protocols));
+    const auto d = decide_http_request("GET", "/relay", with("Sec-WebSocket-Protocol", protocols));
     if (!d.upgrade()) return std::nullopt;
     EXPECT_EQ(d.upgrade()->subprotocol, to_string(d.upgrade()->version));
     return d.upgrade()->version;
@@ -163,10 +159,8 @@ TEST(RelayHttpUpgrade, ChecksRunInSpecOrder) {
 
 TEST(RelayHttpUpgrade, HeaderNamesAreCaseInsensitive) {
   const HttpHeaders shouty{
-      {"UPGRADE", "websocket"},
-      {"sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="},
-      {"SEC-WEBSOCKET-VERSION", "13"},
-      {"Sec-Websocket-Protocol", "iroh-relay-v1"},
+      {"UPGRADE", "websocket"},           {"sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="},
+      {"SEC-WEBSOCKET-VERSION", "13"},    {"Sec-Websocket-Protocol", "iroh-relay-v1"},
       {"aUtHoRiZaTiOn", "Bearer s3cret"},
   };
   const auto a = expect_accepted(decide_http_request("GET", "/relay", shouty));
@@ -285,9 +279,9 @@ TEST(RelayHttpUpgrade, Generate204Challenge) {
   const std::string too_long(64, 'a');
   for (std::optional<std::string_view> bad :
        {std::optional<std::string_view>{}, std::optional<std::string_view>{""},
-        std::optional<std::string_view>{too_long},
-        std::optional<std::string_view>{"has space"}, std::optional<std::string_view>{"a/b"},
-        std::optional<std::string_view>{"a:b"}, std::optional<std::string_view>{"\xc3\xa9"}}) {
+        std::optional<std::string_view>{too_long}, std::optional<std::string_view>{"has space"},
+        std::optional<std::string_view>{"a/b"}, std::optional<std::string_view>{"a:b"},
+        std::optional<std::string_view>{"\xc3\xa9"}}) {
     const auto r = respond(bad);
     EXPECT_EQ(r.status, 204);
     EXPECT_EQ(r.headers, (std::vector<HttpHeader>{cors}));
