@@ -31,5 +31,6 @@ void print_json(const nlohmann::json& j);
 void register_key_commands(CLI::App& app);
 void register_ticket_commands(CLI::App& app);
 void register_relay_commands(CLI::App& app);
+void register_quic_commands(CLI::App& app);
 
 }  // namespace irohlab::cli

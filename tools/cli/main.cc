@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   register_key_commands(app);
   register_ticket_commands(app);
   register_relay_commands(app);
+  register_quic_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,198 @@
+// io::QuicEndpoint: the sans-IO quic::Endpoint on a real UDP socket (Boost.Asio), with a C++20
+// coroutine API for applications.
+//
+//   auto ep = QuicEndpoint::bind(io, secret, {.bind = addr, .alpns = {"my/alpn"}});
+//   co_spawn(io, [&]() -> awaitable<void> {
+//     auto conn = co_await (*ep)->connect(ticket_addr, "my/alpn");     // Result<...>
+//     auto id = co_await (*conn)->open_bi();
+//     co_await (*conn)->write_all(*id, data);
+//     ...
+//   }, detached);
+//
+// One thread, one io_context. The driver loop is: receive a batch (recvmmsg/GRO) → feed the
+// endpoint → wake the coroutines waiting on the connections that changed → transmit everything
+// the endpoint has (GSO batches) → re-arm the single timer at the endpoint's next deadline.
+// Application calls change connection state synchronously and "kick" a deferred flush, so a burst
+// of writes leaves in as few syscalls as possible.
+//
+// Waiting: each connection has one notifier (a timer that never expires, cancelled to wake every
+// waiter); waiters re-check their condition after each wake-up. Simple, and fine for the tens of
+// coroutines per connection this serves.
+#pragma once
+
+#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without including it
+
+#include <boost/asio.hpp>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/endpoint_addr.h"
+#include "base/key.h"
+#include "base/random.h"
+#include "base/result.h"
+#include "base/socket_addr.h"
+#include "io/udp_socket.h"
+#include "quic/endpoint.h"
+
+namespace iroh::io {
+
+template <class T>
+using awaitable = boost::asio::awaitable<T>;
+
+// Why an operation failed, in the categories users act on.
+enum class ErrorKind : std::uint8_t {
+  kTimeout,      // no handshake / no answer in time
+  kKeyMismatch,  // the server presented another key than the one dialed
+  kAlpn,         // no common application protocol
+  kClosed,       // the peer (or we) closed the connection: see message for code and reason
+  kUnreachable,  // no usable address, socket error
+  kTransport,    // a QUIC protocol error
+};
+const char* error_kind_name(ErrorKind kind);  // "timeout", "key-mismatch", ...
+
+struct QuicError {
+  ErrorKind kind = ErrorKind::kTransport;
+  std::string message;
+  std::optional<quic::CloseReason> close;  // when the connection ended
+};
+template <class T>
+using QuicResult = Result<T, QuicError>;
+
+// Maps how a connection ended to an ErrorKind.
+QuicError error_from_close(const quic::CloseReason& reason);
+
+class QuicEndpoint;
+
+class QuicConnection {
+ public:
+  QuicConnection(std::shared_ptr<QuicEndpoint> endpoint, quic::ConnectionHandle handle);
+  ~QuicConnection();
+
+  // Streams. open_* waits while the peer's stream limit is reached.
+  awaitable<QuicResult<std::uint64_t>> open_bi();
+  awaitable<QuicResult<std::uint64_t>> open_uni();
+  // The next stream the peer opened; an error once the connection is closed.
+  awaitable<QuicResult<std::uint64_t>> accept_bi();
+  awaitable<QuicResult<std::uint64_t>> accept_uni();
+  // Buffers all of `data` (waiting for buffer space as needed).
+  awaitable<QuicResult<void>> write_all(std::uint64_t id, ByteView data);
+  QuicResult<void> finish(std::uint64_t id);
+  QuicResult<void> reset(std::uint64_t id, std::uint64_t code);
+  QuicResult<void> stop_sending(std::uint64_t id, std::uint64_t code);
+  // Waits until some bytes or the end of the stream are available.
+  awaitable<QuicResult<quic::StreamReadResult>> read(std::uint64_t id, std::span<std::uint8_t> out);
+  // Waits until everything written on the stream was acknowledged (or the connection ended).
+  awaitable<QuicResult<void>> stopped(std::uint64_t id);
+
+  QuicResult<void> send_datagram(ByteView data);
+  // The next datagram; an error once the connection is closed.
+  awaitable<QuicResult<Bytes>> recv_datagram();
+  std::size_t max_datagram_size() const;
+
+  // Closes with an application code; pending operations fail with kind kClosed.
+  void close(std::uint64_t code, std::string_view reason);
+  // Waits until the connection has ended (either side, any reason) and says how.
+  awaitable<quic::CloseReason> closed();
+  // Waits up to `limit` for the close to be on the wire (the closing period's first packet).
+  awaitable<void> drain(Duration limit);
+
+  EndpointId remote_id() const;
+  std::string alpn() const;
+  quic::ConnectionStats stats() const;
+  bool is_closed() const;
+  std::optional<quic::CloseReason> close_reason() const;
+
+ private:
+  friend class QuicEndpoint;
+  quic::Connection* conn() const;
+  awaitable<void> wait();  // until the next notification
+  void notify();
+  QuicError closed_error() const;
+
+  std::shared_ptr<QuicEndpoint> endpoint_;
+  quic::ConnectionHandle handle_;
+  boost::asio::steady_timer notifier_;
+  std::optional<quic::CloseReason> final_reason_;  // once the core forgot the connection
+  EndpointId remote_id_;
+  std::string alpn_;
+  quic::ConnectionStats last_stats_;
+};
+
+struct QuicEndpointOptions {
+  SocketAddr bind = SocketAddr::v4({127, 0, 0, 1}, 0);
+  std::vector<std::string> alpns;  // accepted for incoming connections; empty = client only
+  quic::ConnectionConfig connection;
+  bool retry = false;
+  std::string qlog_dir;  // non-empty: one JSON-SEQ qlog file per connection (readable in qvis)
+  bool gso = true;
+  bool gro = true;
+};
+
+class QuicEndpoint : public std::enable_shared_from_this<QuicEndpoint> {
+ public:
+  static Result<std::shared_ptr<QuicEndpoint>> bind(boost::asio::io_context& io,
+                                                    const SecretKey& secret,
+                                                    QuicEndpointOptions options);
+  ~QuicEndpoint();
+
+  SocketAddr local_addr() const;
+  EndpointId id() const;
+  // Our address as peers dial it: id + the bound address (an unspecified bind address is
+  // reported as loopback of its family).
+  EndpointAddr addr() const;
+  const UdpCapabilities& capabilities() const;
+
+  // Dials `addr` (its first IP address of our socket's family), waits for the handshake.
+  awaitable<QuicResult<std::shared_ptr<QuicConnection>>> connect(const EndpointAddr& addr,
+                                                                 std::string alpn);
+  // The next incoming connection whose handshake completed; nullptr once the endpoint closed.
+  awaitable<std::shared_ptr<QuicConnection>> accept();
+
+  // Closes every connection (code, reason), waits briefly for the closes to leave, stops.
+  awaitable<void> shutdown(std::uint64_t code, std::string_view reason);
+  void close();
+
+  quic::Endpoint& core() { return *core_; }
+  boost::asio::io_context& io() { return io_; }
+  // Schedules a flush (transmit + timer re-arm) after the current handler; coalesced.
+  void kick();
+  Instant now() const;
+
+ private:
+  friend class QuicConnection;
+  QuicEndpoint(boost::asio::io_context& io, const SecretKey& secret, QuicEndpointOptions options,
+               UdpSocket socket);
+  void start();
+  void receive_loop();
+  void on_batch(std::span<const ReceivedDatagram> batch);
+  void flush();
+  void arm_timer();
+  void dispatch_events();
+  quic::QlogSink make_qlog(quic::Role role, ByteView odcid);
+
+  boost::asio::io_context& io_;
+  SecretKey secret_;
+  QuicEndpointOptions options_;
+  UdpSocket socket_;
+  SystemRandom random_;
+  std::unique_ptr<quic::Endpoint> core_;
+  boost::asio::steady_timer timer_;
+  boost::asio::steady_timer accept_notifier_;
+  std::optional<Instant> timer_at_;
+  bool flush_posted_ = false;
+  bool closed_ = false;
+  bool send_blocked_ = false;
+  Bytes send_buf_;
+  std::size_t max_batch_ = 1;
+  // Live connections by handle (weak: the application owns QuicConnection objects).
+  std::map<quic::ConnectionHandle, std::weak_ptr<QuicConnection>> conns_;
+  // Incoming connections waiting for accept() (handshake not necessarily complete yet).
+  std::deque<std::shared_ptr<QuicConnection>> pending_incoming_;
+  std::deque<std::shared_ptr<QuicConnection>> ready_incoming_;
+};
+
+}  // namespace iroh::io
