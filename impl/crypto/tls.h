@@ -178,3 +178,11 @@ Bytes ed25519_spki(const EndpointId& id);
 Result<EndpointId> endpoint_id_from_spki(ByteView spki);
 
 }  // namespace iroh::crypto
+
+namespace iroh::crypto {
+// Pays the one-time costs of the crypto libraries up front: OpenSSL 3 fetches its algorithm
+// implementations lazily (~7 ms for the first HKDF/AEAD use in a process) and GnuTLS initialises
+// state on its first handshake. Drivers call this once at startup so that no connection's
+// handshake time includes it. Idempotent and cheap after the first call.
+void warm_up();
+}  // namespace iroh::crypto

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "base/text_encoding.h"
+#include "crypto/tls.h"
 
 namespace iroh::io {
 
@@ -329,6 +330,7 @@ quic::ConnectionStats QuicConnection::stats() const {
 Result<std::shared_ptr<QuicEndpoint>> QuicEndpoint::bind(asio::io_context& io,
                                                          const SecretKey& secret,
                                                          QuicEndpointOptions options) {
+  crypto::warm_up();
   UdpSocketOptions so;
   so.allow_gso = options.gso;
   so.allow_gro = options.gro;
@@ -536,7 +538,6 @@ void QuicEndpoint::dispatch_events() {
         c->alpn_ = qc->alpn().value_or("");
         if (auto id = qc->peer_id()) c->remote_id_ = *id;
       }
-      c->last_stats_ = qc->stats();
     }
     if (news) c->notify();
     ++it;

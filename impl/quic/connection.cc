@@ -355,8 +355,11 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
   const std::uint64_t pn = opened->header.packet_number;
   if (sp.acks.is_duplicate(pn)) return;
   if (phase_flip) {
-    if (!key_update_acked) {
-      // RFC 9001 §6.2: the peer must not update again before acknowledging ours.
+    if (!phase_ack_sent) {
+      // RFC 9001 §6.2: a peer may update again only once it got an ACK for a packet it sent in
+      // the current phase, i.e. once *we* sent such an ACK. (Fix: this used to require that
+      // the peer had acknowledged *our* new-phase packets — a condition the peer cannot see —
+      // and closed healthy connections doing back-to-back updates with KEY_UPDATE_ERROR.)
       close_with_error(now, quic_error(TransportError::kKeyUpdateError,
                                        "key update before the previous one was acknowledged"));
       return;
@@ -373,12 +376,14 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
     key_update_acked = false;
     packets_in_phase = 0;
     phase_first_rx_pn = pn;
+    phase_ack_sent = false;
     ++stats.key_updates;
     qlog(now, "security:key_updated", "{\"trigger\":\"remote_update\"}");
   }
   if (type == PacketType::kOneRtt && aead == &sp.rx->aead() &&
       (!phase_first_rx_pn || pn < *phase_first_rx_pn)) {
     phase_first_rx_pn = pn;
+    phase_ack_sent = false;
   }
   if (opened->header.reserved_bits != 0) {
     close_with_error(now, quic_error(TransportError::kProtocolViolation,
@@ -428,7 +433,14 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
   // Peer address change (RFC 9000 §9.3): only non-probing packets with the highest packet number
   // seen move the connection.
   if (sid == SpaceId::kApplication && from != path().remote) {
-    if (non_probing && sp.largest_rx == pn) migrate_to(now, from);
+    if (non_probing && sp.largest_rx == pn) {
+      migrate_to(now, from);
+      // The datagram that moved us counts towards the new address's anti-amplification budget
+      // (RFC 9000 §8.1, §9.3.1). (Fix: on_datagram() had not counted it — it came from an address
+      // other than the path's — and migrate_to() zeroed the budget, so nothing, not even the
+      // PATH_CHALLENGE, could be sent until the peer happened to send again.)
+      path().bytes_received = datagram_size;
+    }
   }
   // Packets that waited for keys may be decryptable now.
   if (!undecryptable.empty()) {
@@ -691,6 +703,7 @@ QuicResult<void> Connection::Impl::on_frame(Instant now, PacketSpace& sp, const 
           if (it == local_cids.end()) return {};
           events.push_back(event::CidRetired{it->second.cid});
           local_cids.erase(it);
+          ++cid_epoch;
           // Keep the peer supplied: issue a replacement.
           const std::uint64_t seq = next_local_cid_seq++;
           ConnectionId cid;
@@ -702,6 +715,7 @@ QuicResult<void> Connection::Impl::on_frame(Instant now, PacketSpace& sp, const 
           local_cids[seq] = {cid, stateless_reset_token(config.reset_key, cid.view())};
           events.push_back(event::CidIssued{cid, local_cids[seq].reset_token});
           pending_new_cids.insert(seq);
+          ++cid_epoch;
           return {};
         } else if constexpr (std::is_same_v<T, PathChallenge>) {
           path_responses.emplace_back(fr.data, from);
@@ -927,6 +941,7 @@ void Connection::Impl::on_handshake_complete(Instant now) {
     local_cids[seq] = {cid, stateless_reset_token(config.reset_key, cid.view())};
     events.push_back(event::CidIssued{cid, local_cids[seq].reset_token});
     pending_new_cids.insert(seq);
+    ++cid_epoch;
   }
   if (!is_client()) {
     // RFC 9001 §4.1.2: the server's handshake is confirmed when it completes.
@@ -1182,6 +1197,8 @@ ConnectionStats Connection::stats() const {
   return s;
 }
 
+std::uint64_t Connection::cid_epoch() const { return impl_->cid_epoch; }
+
 std::vector<ConnectionId> Connection::local_cids() const {
   std::vector<ConnectionId> out;
   for (const auto& [seq, c] : impl_->local_cids) out.push_back(c.cid);
@@ -1410,6 +1427,7 @@ Result<void> Connection::initiate_key_update() {
   I.next_rx.reset();
   I.key_phase = !I.key_phase;
   I.phase_first_rx_pn.reset();  // nothing received in the new phase yet
+  I.phase_ack_sent = false;
   I.key_update_first_pn = sp.next_pn;
   I.key_update_acked = false;
   I.packets_in_phase = 0;

@@ -203,6 +203,8 @@ struct ConnectionStats {
   std::uint64_t stream_bytes_sent = 0, stream_bytes_received = 0;
   std::uint64_t datagrams_sent = 0, datagrams_received = 0, datagrams_dropped = 0;
   std::uint64_t pto_count = 0, congestion_events = 0, key_updates = 0;
+  // Why poll_transmit stopped short (diagnostics for throughput work).
+  std::uint64_t blocked_cwnd = 0, blocked_pacing = 0, blocked_flow_control = 0;
   PathStats path;
 };
 
@@ -253,6 +255,8 @@ class Connection {
   ConnectionStats stats() const;
   // The CIDs the peer uses to reach us (for the endpoint's routing table, initially).
   std::vector<ConnectionId> local_cids() const;
+  // Changes whenever local_cids() does, so an endpoint can skip re-reading an unchanged set.
+  std::uint64_t cid_epoch() const;
   // A stateless reset arriving for us (the endpoint checks unroutable datagrams against these).
   bool matches_reset_token(ByteView datagram) const;
   // The endpoint found a datagram carrying our peer's reset token: the connection is over

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <boost/container/small_vector.hpp>
 #include <deque>
 #include <map>
 #include <memory>
@@ -62,8 +63,9 @@ struct SentStreamRange {
 // What a sent packet carried that must be redone if it is lost (RFC 9000 §13.3): data is
 // retransmitted, control frames are re-sent with their *current* values.
 struct SentFrames {
-  std::vector<SentStreamRange> streams;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> crypto;  // offset, length
+  // Inline capacity for the common case (one stream range per packet): no allocation per packet.
+  boost::container::small_vector<SentStreamRange, 2> streams;
+  boost::container::small_vector<std::pair<std::uint64_t, std::uint64_t>, 1> crypto;  // off, len
   std::optional<std::uint64_t> ack_largest;  // the packet held an ACK up to this pn
   bool handshake_done = false;
   bool max_data = false;
@@ -199,7 +201,8 @@ struct Connection::Impl {
   // ---- send (connection_send.cc) ----
   std::optional<Transmit> poll_transmit(Instant now, std::span<std::uint8_t> buf,
                                         std::size_t max_datagrams);
-  std::size_t build_datagram(Instant now, std::span<std::uint8_t> out, bool& ack_eliciting_sent);
+  std::size_t build_datagram(Instant now, std::span<std::uint8_t> out, bool& ack_eliciting_sent,
+                             std::size_t pad_to = 0);
   std::size_t build_close_datagram(Instant now, std::span<std::uint8_t> out);
   std::size_t build_path_probe(Instant now, std::span<std::uint8_t> out, SocketAddr& dest);
   std::size_t build_pmtu_probe(Instant now, std::span<std::uint8_t> out);
@@ -315,6 +318,9 @@ struct Connection::Impl {
   // an update). Old-phase packets below it, or any while it is unset, belong to the previous
   // phase; only an old-phase packet above it is the peer's next update (RFC 9001 §6.3, §6.5).
   std::optional<std::uint64_t> phase_first_rx_pn;
+  // We sent an ACK (in the current phase) for a packet the peer sent in the current phase: only
+  // then may the peer update again (RFC 9001 §6.2).
+  bool phase_ack_sent = false;
   std::optional<std::uint64_t> key_update_first_pn;  // our first pn in the current phase
   bool key_update_acked = true;
   std::uint64_t packets_in_phase = 0;
@@ -334,6 +340,9 @@ struct Connection::Impl {
   EcnCodepoint batch_ecn = EcnCodepoint::kNotEct;
 
   std::deque<ConnectionEvent> events;
+  std::uint64_t cid_epoch = 0;  // bumped whenever local_cids changes (the endpoint re-syncs)
+  Bytes frame_scratch;    // reused for packet headers on the send path
+  Bytes payload_scratch;  // reused for frame encoding on the send path
   ConnectionStats stats;
   std::optional<std::uint64_t> largest_app_rx_non_probing;
 };

@@ -47,15 +47,15 @@ struct PayloadWriter {
   std::size_t limit = 0;  // payload bytes available (the tag's room is excluded)
   bool ack_eliciting = false;
   bool has_frames = false;
-  Bytes scratch;
+  Bytes* scratch = nullptr;  // the connection's, reused: no allocation per frame
 
   std::size_t room() const { return limit - pos; }
   bool put(const Frame& f) {
-    scratch.clear();
-    encode_frame(scratch, f);
-    if (scratch.size() > room()) return false;
-    std::memcpy(base + pos, scratch.data(), scratch.size());
-    pos += scratch.size();
+    scratch->clear();
+    encode_frame(*scratch, f);
+    if (scratch->size() > room()) return false;
+    std::memcpy(base + pos, scratch->data(), scratch->size());
+    pos += scratch->size();
     has_frames = true;
     if (is_ack_eliciting(f)) ack_eliciting = true;
     return true;
@@ -172,7 +172,9 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
     const std::size_t n = build_path_probe(now, buf, dest);
     if (n > 0) return Transmit{dest, 0, n, n};
   }
-  if (confirmed && p.pmtu_next_probe && *p.pmtu_next_probe <= now && p.pmtu_probe_size == 0 &&
+  // (Fix: config.pmtu_discovery was only consulted by next_timeout(), so "disabled" still probed.)
+  if (config.pmtu_discovery && confirmed && p.pmtu_next_probe && *p.pmtu_next_probe <= now &&
+      p.pmtu_probe_size == 0 &&
       p.mtu < p.pmtu_max && buf.size() >= p.pmtu_max) {
     const std::size_t n = build_pmtu_probe(now, buf);
     if (n > 0) return Transmit{p.remote, 0, n, n};
@@ -191,9 +193,13 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
       if (p.bytes_sent >= budget) break;
       room = std::min<std::size_t>(room, budget - p.bytes_sent);
     }
+    // GSO: every datagram but the last has exactly the segment size (the first one's).
+    if (i > 0) room = std::min(room, segment);
     if (room < 64 || (i > 0 && room < segment)) break;
     bool eliciting = false;
-    const std::size_t n = build_datagram(now, buf.subspan(total, room), eliciting);
+    // Nearly full datagrams are padded to exactly `room` so a GSO batch keeps its segment size
+    // (STREAM frames rarely fit a packet to the byte).
+    const std::size_t n = build_datagram(now, buf.subspan(total, room), eliciting, room);
     if (n == 0) {
       // Nothing left to send while the window had room: the application is the limit.
       if (!pacing_blocked && in_flight_bytes() + p.mtu <= p.cc->window()) p.app_limited = true;
@@ -211,14 +217,17 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
 }
 
 std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t> out,
-                                             bool& ack_eliciting_sent) {
+                                             bool& ack_eliciting_sent, std::size_t pad_to) {
   Path& p = path();
   std::uint64_t in_flight =
       initial.sent.bytes_in_flight() + handshake.sent.bytes_in_flight() + p.app.sent.bytes_in_flight();
   const bool probing = initial.probes_pending || handshake.probes_pending || p.app.probes_pending;
   bool cc_allowed = probing || in_flight + p.mtu <= p.cc->window() || in_flight == 0;
   // The window limits us (not the application): acknowledgements may grow it (RFC 9002 §7.8).
-  if (!cc_allowed) p.app_limited = false;
+  if (!cc_allowed) {
+    p.app_limited = false;
+    ++stats.blocked_cwnd;
+  }
   if (cc_allowed && config.pacing && !probing && p.app.tx) {
     const Instant t = p.pacer.next_send_time(now, p.cc->window(),
                                              p.rtt.has_sample() ? p.rtt.smoothed() : config.initial_rtt,
@@ -228,6 +237,7 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
       pacing_deadline = t;
       cc_allowed = false;
       p.app_limited = false;
+      ++stats.blocked_pacing;
     } else {
       pacing_blocked = false;
     }
@@ -313,7 +323,8 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
     h.key_phase = key_phase;
     h.length_size = 2;
     h.length = 0;
-    Bytes header;
+    Bytes& header = frame_scratch;
+    header.clear();
     auto hr = encode_header(header, h);
     if (!hr) return 0;
     pk.pn_offset = *hr;
@@ -323,6 +334,7 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
     std::memcpy(out.data() + used, header.data(), header.size());
     auto& w = pk.writer;
     w.base = out.data() + used + header.size();
+    w.scratch = &payload_scratch;
     w.limit = out.size() - used - header.size() - kTagLength;
 
     // ACK first: it is what the peer's loss detection waits for.
@@ -333,6 +345,10 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
         if (w.put(Frame(*ack))) {
           pk.record.ack_largest = ack->largest;
           sp.acks.on_ack_sent();
+          if (sid == SpaceId::kApplication && phase_first_rx_pn &&
+              ack->largest >= *phase_first_rx_pn) {
+            phase_ack_sent = true;
+          }
         }
       }
     }
@@ -482,7 +498,8 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
         // STREAM frames: highest priority first, round-robin within a priority.
         for (auto bucket = send_schedule.begin(); bucket != send_schedule.end();) {
           auto& q = bucket->second;
-          std::size_t visits = q.size();
+          // Bounded: each pass either writes a chunk or retires a stream from the queue.
+          std::size_t visits = q.size() + 64;
           while (visits-- > 0 && !q.empty() && w.room() > 24) {
             const std::uint64_t id = q.front();
             q.pop_front();
@@ -502,6 +519,7 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
             }
             auto chunk = e.send->next_chunk(w.room() - overhead, send_credit.available());
             if (!chunk) {
+              if (e.send->blocked_at() || send_credit.available() == 0) ++stats.blocked_flow_control;
               e.queued = false;
               if (auto at = e.send->blocked_at(); at && e.blocked_sent_at != at) {
                 if (w.put(Frame(frame::StreamDataBlocked{id, *at}))) e.blocked_sent_at = at;
@@ -516,10 +534,15 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
             send_credit.consume(chunk->new_bytes);
             stats.stream_bytes_sent += chunk->data.size();
             pk.record.streams.push_back({id, chunk->offset, chunk->data.size(), chunk->fin});
-            if (e.send->has_data_to_send()) {
-              q.push_back(id);
-            } else {
+            if (!e.send->has_data_to_send()) {
               e.queued = false;
+            } else if (chunk->data.size() + overhead < w.room() + chunk->data.size() &&
+                       w.room() > overhead + 64) {
+              // The chunk ended early (a send-buffer block boundary) and the packet has room:
+              // keep filling it from the same stream.
+              q.push_front(id);
+            } else {
+              q.push_back(id);  // round-robin between streams, packet by packet
             }
           }
           if (q.empty()) {
@@ -558,6 +581,14 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
     }
   }
   (void)has_initial;
+  if (pad_to > 0 && pad_to <= out.size() && open->writer.ack_eliciting) {
+    const std::size_t header_len = open->pn_offset + open->pn_length;
+    const std::size_t current = open->start + header_len + open->writer.pos + kTagLength;
+    if (current < pad_to && current + 64 >= pad_to) {
+      open->writer.pad_to(open->writer.pos + (pad_to - current));
+      open->padded = true;
+    }
+  }
   const std::size_t n = seal(*open);
   if (n == 0) return 0;
   datagram_bytes = open->start + n;

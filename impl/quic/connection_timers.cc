@@ -82,23 +82,32 @@ std::optional<Instant> Connection::Impl::next_timeout() const {
   if (state == State::kDrained) return std::nullopt;
   if (state == State::kClosing || state == State::kDraining) return close_deadline;
   std::optional<Instant> best;
-  consider(best, loss_detection_deadline(nullptr));
-  for (SpaceId sid : {SpaceId::kInitial, SpaceId::kHandshake, SpaceId::kApplication}) {
-    const PacketSpace& sp = space(sid);
-    if (!sp.discarded && sp.tx) consider(best, sp.acks.ack_deadline());
+  const Path& p = path();
+  // At the anti-amplification limit (RFC 9000 §8.1) nothing can be sent until the peer sends
+  // more. Timers whose only effect is to send (ACK, PTO — RFC 9002 §6.2.2.1 —, keep-alive,
+  // pacing, PMTU probes) must not be armed then: a deadline in the past that cannot be served
+  // makes the driver spin at one instant forever. (Fix: a server whose peer migrated, or whose
+  // client went quiet during the handshake with an ACK owed, live-locked the event loop.)
+  const bool amplification_blocked =
+      !p.validated && p.bytes_sent + 64 > 3 * p.bytes_received;
+  if (!amplification_blocked) {
+    consider(best, loss_detection_deadline(nullptr));
+    for (SpaceId sid : {SpaceId::kInitial, SpaceId::kHandshake, SpaceId::kApplication}) {
+      const PacketSpace& sp = space(sid);
+      if (!sp.discarded && sp.tx) consider(best, sp.acks.ack_deadline());
+    }
+    if (handshake_complete && config.keep_alive > Duration::zero()) {
+      consider(best, last_ack_eliciting_sent.value_or(created) + config.keep_alive);
+    }
+    if (pacing_blocked) consider(best, pacing_deadline);
+    if (confirmed && config.pmtu_discovery && p.pmtu_probe_size == 0 && p.mtu < p.pmtu_max) {
+      consider(best, p.pmtu_next_probe);
+    }
   }
   const Duration idle = idle_timeout();
   if (idle != Duration::max()) consider(best, last_activity + idle);
   if (!handshake_complete) consider(best, created + config.handshake_timeout);
-  if (handshake_complete && config.keep_alive > Duration::zero()) {
-    consider(best, last_ack_eliciting_sent.value_or(created) + config.keep_alive);
-  }
-  if (pacing_blocked) consider(best, pacing_deadline);
-  const Path& p = path();
   consider(best, p.challenge_deadline);
-  if (confirmed && config.pmtu_discovery && p.pmtu_probe_size == 0 && p.mtu < p.pmtu_max) {
-    consider(best, p.pmtu_next_probe);
-  }
   return best;
 }
 

@@ -67,6 +67,9 @@ Result<ConnectionHandle> Endpoint::connect(Instant now, const SocketAddr& remote
 }
 
 void Endpoint::sync_cids(ConnectionHandle h, Entry& e) {
+  const std::uint64_t epoch = e.conn->cid_epoch();
+  if (e.synced_epoch && *e.synced_epoch == epoch) return;
+  e.synced_epoch = epoch;
   auto now_cids = e.conn->local_cids();
   if (now_cids == e.cids) return;
   for (const auto& c : e.cids) {
@@ -254,8 +257,17 @@ void Endpoint::on_new_initial(Instant now, const SocketAddr& from,
   routes_[*e.initial_dcid] = handle;
   auto& entry = conns_.emplace(handle, std::move(e)).first->second;
   sync_cids(handle, entry);
-  incoming_.push_back(handle);
   entry.conn->handle_datagram(now, from, datagram, ecn);
+  if (entry.conn->stats().packets_received == 0) {
+    // Nothing in the datagram decrypted (RFC 9001 §5.5: such packets are discarded). Keeping the
+    // connection would hand the application a half-open connection made from 1200 bytes of
+    // garbage. (Fix: it was queued for accept() before its first packet was even processed.)
+    for (const auto& c : entry.cids) routes_.erase(Bytes(c.view().begin(), c.view().end()));
+    routes_.erase(*entry.initial_dcid);
+    conns_.erase(handle);
+    return;
+  }
+  incoming_.push_back(handle);
   sync_cids(handle, entry);
 }
 

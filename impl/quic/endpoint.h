@@ -88,6 +88,7 @@ class Endpoint {
     std::unique_ptr<Connection> conn;
     std::vector<ConnectionId> cids;  // routed to this connection
     std::optional<Bytes> initial_dcid;
+    std::optional<std::uint64_t> synced_epoch;
   };
   void sync_cids(ConnectionHandle h, Entry& e);
   void remove(ConnectionHandle h);

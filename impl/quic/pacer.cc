@@ -21,8 +21,11 @@ Instant Pacer::next_send_time(Instant now, std::uint64_t cwnd, Duration srtt,
   const auto srtt_ns =
       static_cast<double>(std::max<Duration>(srtt, std::chrono::microseconds(1)).count());
   bytes_per_ns_ = kPacingGain * cw / srtt_ns;
-  capacity_ = std::max(std::min(static_cast<double>(kBurstPackets * mds_), cw),
-                       static_cast<double>(std::max(packet_bytes, mds_)));
+  const double burst = std::clamp(bytes_per_ns_ / kPacingGain *
+                                     static_cast<double>(Duration(kBurstInterval).count()),
+                                 static_cast<double>(kBurstPackets * mds_),
+                                 static_cast<double>(kMaxBurstPackets * mds_));
+  capacity_ = std::max(std::min(burst, cw), static_cast<double>(std::max(packet_bytes, mds_)));
   if (tokens_ < 0) {
     tokens_ = capacity_;
     last_ = now;

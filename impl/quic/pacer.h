@@ -1,8 +1,12 @@
 // Pacer: token-bucket pacing of one path's packets (RFC 9002 §7.7).
 //
 // Rate = kPacingGain (1.25) * cwnd / srtt, so the window drains in 0.8 RTT and ACK clocking cannot
-// starve the sender; the bucket holds up to kBurstPackets (10) datagrams, never more than the
-// window, and starts full. Pass rtt.smoothed() as srtt: RttEstimator returns the initial RTT before
+// starve the sender. The bucket holds what the path carries in kBurstInterval (2 ms) at that
+// rate — at least kBurstPackets (10) and at most kMaxBurstPackets (256) datagrams, never more than
+// the window — and starts full. On a slow or long path that is the RFC's small burst; on a fast,
+// short one (loopback, LAN) it lets a sender hand the kernel whole GSO batches per wake-up
+// instead of arming a timer every few packets, which is where a userspace stack's CPU would go.
+// Pass rtt.smoothed() as srtt: RttEstimator returns the initial RTT before
 // the first sample, as §7.7 asks. Both calls are O(1) and allocation-free.
 //
 //   auto t = pacer.next_send_time(now, cc.window(), rtt.smoothed(), size);
@@ -18,6 +22,8 @@ namespace iroh::quic {
 class Pacer {
  public:
   static constexpr std::uint64_t kBurstPackets = 10;
+  static constexpr std::uint64_t kMaxBurstPackets = 256;
+  static constexpr Duration kBurstInterval = std::chrono::milliseconds(2);
   static constexpr double kPacingGain = 1.25;
 
   explicit Pacer(std::uint64_t max_datagram_size);

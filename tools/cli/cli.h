@@ -32,5 +32,6 @@ void register_key_commands(CLI::App& app);
 void register_ticket_commands(CLI::App& app);
 void register_relay_commands(CLI::App& app);
 void register_quic_commands(CLI::App& app);
+void register_bench_commands(CLI::App& app);
 
 }  // namespace irohlab::cli

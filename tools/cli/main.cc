@@ -1,4 +1,6 @@
 // irohlab: the command-line front end to irohcpp and the lab.
+#include <malloc.h>
+
 #include <iostream>
 
 #include "cli.h"
@@ -11,6 +13,10 @@ void print_json(const nlohmann::json& j) { std::cout << j.dump(2) << "\n"; }
 
 int main(int argc, char** argv) {
   using namespace irohlab::cli;
+  // QUIC receive buffers come and go in bursts of megabytes; keep freed heap memory instead of
+  // returning it to the kernel and faulting it back in on the next burst.
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_TOP_PAD, 16 << 20);
   CLI::App app{
       "irohlab: a C++20 implementation of the iroh 1.x protocol and a lab that measures it.\n"
       "Bad input gives a one-line error on stderr and exit code 2."};
@@ -20,6 +26,7 @@ int main(int argc, char** argv) {
   register_ticket_commands(app);
   register_relay_commands(app);
   register_quic_commands(app);
+  register_bench_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
