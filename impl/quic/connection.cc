@@ -1049,7 +1049,10 @@ void Connection::Impl::on_packet_acked(Instant now, PacketSpace& sp, const SentP
     auto it = streams.find(s.stream_id);
     if (it == streams.end() || !it->second.send) continue;
     it->second.send->on_acked(s.offset, s.length, s.fin);
-    if (it->second.send->writable() > 0) events.push_back(event::StreamWritable{s.stream_id});
+    // Writers wait for buffer space, and "stopped" waiters for everything to be acknowledged.
+    if (it->second.send->writable() > 0 || it->second.send->all_acked()) {
+      events.push_back(event::StreamWritable{s.stream_id});
+    }
     maybe_close_stream(s.stream_id);
   }
   for (auto [off, len] : fr.crypto) sp.crypto_send.on_acked(off, len, false);

@@ -96,7 +96,10 @@ std::optional<Instant> Connection::Impl::next_timeout() const {
       const PacketSpace& sp = space(sid);
       if (!sp.discarded && sp.tx) consider(best, sp.acks.ack_deadline());
     }
-    if (handshake_complete && config.keep_alive > Duration::zero()) {
+    // Once fired, the keep-alive waits in ping_pending until the PING can go out (congestion
+    // control may hold it while data is in flight; the PTO timer covers liveness then). (Fix:
+    // the deadline stayed in the past meanwhile and the driver spun at one instant.)
+    if (handshake_complete && config.keep_alive > Duration::zero() && !ping_pending) {
       consider(best, last_ack_eliciting_sent.value_or(created) + config.keep_alive);
     }
     if (pacing_blocked) consider(best, pacing_deadline);
