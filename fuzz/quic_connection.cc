@@ -78,15 +78,12 @@ constexpr std::size_t kQueueCap = 64;
 constexpr ByteArray<32> kClientResetKey = {0x42, 0x42, 0x42, 0x42};
 const char* const kAlpn = "test/echo/0";
 // RFC 9000 §14.1 says a server MUST pad every datagram with an ack-eliciting Initial to 1200 bytes;
-// when the anti-amplification budget has less than that left, the right move is to wait. The
-// engine currently pads only up to the remaining budget (Connection::Impl::poll_transmit clamps
-// `room`, build_datagram pads to min(1200, room)); until that is fixed such datagrams are tolerated
-// when the server could be amplification-limited. Set to true to check strictly.
-constexpr bool kStrictInitialPadding = false;
-// RFC 9000 §8.1 limits every datagram to an unvalidated address, CONNECTION_CLOSE included; the
-// engine's closing path (Connection::Impl::poll_transmit, State::kClosing) neither checks nor
-// counts the budget. Until fixed, overshoot is tolerated once a server connection is closed.
-constexpr bool kStrictCloseAmplification = false;
+// when the anti-amplification budget has less than that left, the engine waits (found by this
+// target; the seed amplification_limited_pto is the regression input). Checked strictly.
+constexpr bool kStrictInitialPadding = true;
+// RFC 9000 §8.1 limits every datagram to an unvalidated address, CONNECTION_CLOSE included (found
+// by this target; seed close_while_amplification_limited). Checked strictly.
+constexpr bool kStrictCloseAmplification = true;
 
 #define CHECK(cond)                \
   do {                             \

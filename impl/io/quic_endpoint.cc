@@ -1,6 +1,7 @@
 #include "io/quic_endpoint.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -356,6 +357,19 @@ QuicEndpoint::QuicEndpoint(asio::io_context& io, const SecretKey& secret,
   cfg.connection = options_.connection;
   cfg.connection.ecn = cfg.connection.ecn && socket_.capabilities().ecn;
   cfg.retry = options_.retry;
+  // SSLKEYLOGFILE (NSS key log format), read when the endpoint is created so that setting it for
+  // one endpoint in a process works; lines are appended and flushed per secret so Wireshark can
+  // decrypt live captures.
+  if (const char* path = std::getenv("SSLKEYLOGFILE"); path && *path && !cfg.connection.keylog) {
+    auto file = std::make_shared<std::ofstream>(path, std::ios::app);
+    if (*file) {
+      cfg.connection.keylog = [file](std::string_view label, ByteView client_random,
+                                     ByteView secret) {
+        *file << label << ' ' << to_hex(client_random) << ' ' << to_hex(secret) << '\n'
+              << std::flush;
+      };
+    }
+  }
   if (!options_.qlog_dir.empty()) {
     cfg.qlog_factory = [this](quic::Role role, ByteView odcid) { return make_qlog(role, odcid); };
   }
@@ -403,11 +417,14 @@ quic::QlogSink QuicEndpoint::make_qlog(quic::Role role, ByteView odcid) {
         << (role == quic::Role::kClient ? "client" : "server")
         << R"("},"common_fields":{"group_id":")" << to_hex(odcid)
         << R"(","time_format":"relative","reference_time":0}}})" << "\n";
-  return [file, reference](const quic::QlogEvent& ev) {
+  auto count = std::make_shared<std::uint64_t>(0);
+  return [file, reference, count](const quic::QlogEvent& ev) {
     char t[32];
     std::snprintf(t, sizeof t, "%.3f", to_millis_f(ev.time - reference));
     *file << '\x1e' << R"({"time":)" << t << R"(,"name":")" << ev.name << R"(","data":)"
           << (ev.data.empty() ? "{}" : ev.data) << "}\n";
+    // Complete on disk when the connection ends, and never far behind while it runs.
+    if (ev.name == "transport:connection_closed" || ++*count % 1024 == 0) file->flush();
   };
 }
 

@@ -128,6 +128,8 @@ struct QuicEndpointOptions {
   quic::ConnectionConfig connection;
   bool retry = false;
   std::string qlog_dir;  // non-empty: one JSON-SEQ qlog file per connection (readable in qvis)
+  // TLS secrets go to $SSLKEYLOGFILE (if set when the endpoint is bound) unless
+  // connection.keylog is set.
   bool gso = true;
   bool gro = true;
 };

@@ -2,6 +2,7 @@
 #include "io/relay_server.h"
 
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -20,6 +21,8 @@
 #include <utility>
 
 #include "base/text_encoding.h"
+#include "io/access_http_client.h"
+#include "relay/handshake.h"
 #include "relay/http_upgrade.h"
 
 namespace iroh::io {
@@ -187,6 +190,7 @@ struct RelayServer::Impl {
 
   // ---- core plumbing ----
   void dispatch(relay::Actions actions);
+  void check_access(relay::ConnId conn, const EndpointId& endpoint);
   void rearm_core_timer();
   ByteArray<relay::kChallengeSize> new_challenge() {
     if (options.fixed_challenge) return *options.fixed_challenge;
@@ -211,6 +215,7 @@ struct RelayServer::Impl {
   net::io_context ioc{1};
   std::optional<ssl::context> tls;
   relay::ServerCore core;
+  std::unique_ptr<AccessHttpClient> access_http;  // access mode http (spec §6.7)
   IoMetrics io_metrics;
   tcp::acceptor acceptor;
   tcp::acceptor metrics_acceptor;
@@ -412,6 +417,7 @@ class Session : public SessionBase {
   void accept_upgrade(http::request<http::string_body> req, relay::UpgradeAccept accept) {
     version_ = accept.version;
     token_ = std::move(accept.token);
+    if constexpr (kTls) check_key_material_header(req);
 
     beast::get_lowest_layer(ws_).expires_never();
     websocket::stream_base::timeout to{};
@@ -438,6 +444,32 @@ class Session : public SessionBase {
                      [self = shared()](beast::error_code ec) { self->on_accept(ec); });
   }
 
+  // spec §6.4 step 1: a valid x-iroh-relay-client-auth-v1 header over TLS skips the challenge.
+  // Malformed or invalid → fall back to the challenge (as iroh does), with a debug log.
+  void check_key_material_header(const http::request<http::string_body>& req) {
+    const auto it = req.find(
+        beast::string_view(relay::kClientAuthHeader.data(), relay::kClientAuthHeader.size()));
+    if (it == req.end()) return;
+    auto fallback = [&](std::string why) {
+      server_.log.log(LogLevel::Debug, "client auth header rejected, using challenge",
+                      {{"peer", peer_}, {"reason", std::move(why)}});
+    };
+    auto auth =
+        relay::decode_client_auth_header(std::string_view(it->value().data(), it->value().size()));
+    if (!auth.ok()) return fallback(auth.error().message);
+    ByteArray<relay::kKeyMaterialSize> ekm{};
+    const auto& pk = auth->public_key.bytes();
+    if (SSL_export_keying_material(ws_.next_layer().native_handle(), ekm.data(), ekm.size(),
+                                   relay::kTlsExporterLabel.data(), relay::kTlsExporterLabel.size(),
+                                   pk.data(), pk.size(), 1) != 1) {
+      return fallback("TLS exporter unavailable");
+    }
+    if (auto v = relay::verify_key_material_auth(*auth, ekm); !v.ok()) {
+      return fallback(v.error().message);
+    }
+    preauth_ = auth->public_key;
+  }
+
   void on_accept(beast::error_code ec) {
     if (closed_) return;
     if (ec) {
@@ -455,8 +487,19 @@ class Session : public SessionBase {
                     {{"conn", std::to_string(conn_)},
                      {"peer", peer_},
                      {"version", std::string(relay::to_string(version_))}});
-    server_.dispatch(server_.core.on_connected(conn_, version_, now_instant(),
-                                               server_.new_challenge(), std::move(token_)));
+    if (preauth_) {
+      endpoint_ = preauth_->fmt_short();
+      server_.log.log(LogLevel::Info, "client authenticated via tls exporter header",
+                      {{"conn", std::to_string(conn_)},
+                       {"endpoint", preauth_->to_hex()},
+                       {"peer", peer_},
+                       {"version", std::string(relay::to_string(version_))}});
+      server_.dispatch(server_.core.on_connected_authenticated(conn_, version_, now_instant(),
+                                                               *preauth_, std::move(token_)));
+    } else {
+      server_.dispatch(server_.core.on_connected(conn_, version_, now_instant(),
+                                                 server_.new_challenge(), std::move(token_)));
+    }
     server_.rearm_core_timer();
     do_read();
   }
@@ -582,6 +625,7 @@ class Session : public SessionBase {
   std::optional<Clock::time_point> paused_until_;
   relay::ProtocolVersion version_ = relay::ProtocolVersion::V2;
   std::optional<std::string> token_;
+  std::optional<EndpointId> preauth_;  // set by a valid TLS-exporter auth header
   relay::ConnId conn_ = 0;
   std::string endpoint_;  // short id once authenticated (logs)
   beast::flat_buffer rbuf_;
@@ -615,8 +659,25 @@ void RelayServer::Impl::dispatch(relay::Actions actions) {
       auto it = sessions.find(p->conn);
       if (it != sessions.end()) it->second->pause_reads_until(to_time_point(p->until));
       log.log(LogLevel::Debug, "rate limited", {{"conn", std::to_string(p->conn)}});
+    } else if (auto* a = std::get_if<relay::CheckAccess>(&action)) {
+      check_access(a->conn, a->endpoint);
     }
   }
+}
+
+// Access mode http: an asynchronous callout; the core waits for its answer.
+void RelayServer::Impl::check_access(relay::ConnId conn, const EndpointId& endpoint) {
+  if (!access_http) {
+    dispatch(core.on_access_decision(conn, "access server not configured", now_instant()));
+    return;
+  }
+  access_http->check(endpoint, [this, conn, id = endpoint.to_hex()](
+                                   std::optional<std::string> denial) {
+    if (stopping) return;
+    if (denial) log.log(LogLevel::Info, "access denied", {{"endpoint", id}, {"reason", *denial}});
+    dispatch(core.on_access_decision(conn, std::move(denial), now_instant()));
+    rearm_core_timer();
+  });
 }
 
 void RelayServer::Impl::rearm_core_timer() {
@@ -699,10 +760,15 @@ std::string RelayServer::Impl::render_metrics() const {
   metric("http_requests_total", "counter", "HTTP requests parsed.",
          {{"", io_metrics.http_requests}});
   metric("auth_ok_total", "counter", "Successful relay handshakes.", {{"", m.auth_ok}});
+  metric("auth_key_material_total", "counter",
+         "Handshakes that skipped the challenge via the TLS-exporter auth header.",
+         {{"", m.auth_key_material}});
   metric("auth_failures_total", "counter", "Failed relay handshakes by reason.",
          {{"{reason=\"signature_invalid\"}", m.auth_signature_invalid},
           {"{reason=\"denied\"}", m.auth_denied},
           {"{reason=\"handshake_error\"}", m.handshake_errors}});
+  metric("access_checks_total", "counter", "Access-server callouts made (access mode http).",
+         {{"", m.access_checks}});
   metric("upgrades_rejected_total", "counter", "HTTP upgrade requests answered with an error.",
          {{"", io_metrics.upgrades_rejected}});
   metric("upgrade_timeouts_total", "counter", "Connections closed for not finishing the upgrade.",
@@ -810,6 +876,7 @@ void RelayServer::Impl::begin_shutdown(std::string_view why) {
   signals.cancel(ignored);
   core_timer.cancel();
   write_sweep.cancel();
+  if (access_http) access_http->cancel_all();
   // ... hard close for connections still in the HTTP phase.
   std::vector<std::shared_ptr<SessionBase>> pending;
   for (auto& [serial, weak] : all_sessions) {
@@ -887,6 +954,12 @@ Result<std::string> RelayServer::start() {
     return ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
   };
 
+  if (o.core.access.mode == relay::AccessPolicy::Mode::Http) {
+    auto target = relay::parse_access_http_url(o.core.access.http_url);
+    if (!target.ok()) return target.error();
+    s.access_http =
+        std::make_unique<AccessHttpClient>(s.ioc, std::move(*target), o.core.access.http_token);
+  }
   auto ep = bind(s.acceptor, o.bind_ip, o.bind_port, "--bind");
   if (!ep.ok()) return ep.error();
   s.url = std::string(want_tls ? "https://" : "http://") + host(*ep) + ":" +

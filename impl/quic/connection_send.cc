@@ -162,8 +162,17 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
   if (state == State::kClosing) {
     if (!close_pending) return std::nullopt;
     close_pending = false;
-    const std::size_t n = build_close_datagram(now, buf.first(std::min<std::size_t>(buf.size(), p.mtu)));
+    std::size_t room = std::min<std::size_t>(buf.size(), p.mtu);
+    if (!p.validated) {
+      // A CONNECTION_CLOSE is bound by the anti-amplification limit too (RFC 9000 §8.1, §10.2).
+      const std::uint64_t budget = 3 * p.bytes_received;
+      if (p.bytes_sent >= budget) return std::nullopt;
+      room = std::min<std::size_t>(room, budget - p.bytes_sent);
+    }
+    const std::size_t n = build_close_datagram(now, buf.first(room));
     if (n == 0) return std::nullopt;
+    p.bytes_sent += n;
+    stats.bytes_sent += n;
     return Transmit{p.remote, 0, n, n};
   }
   // Path validation traffic to an address other than the current path's goes alone.
@@ -188,10 +197,14 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
   for (std::size_t i = 0; i < std::max<std::size_t>(max_datagrams, 1); ++i) {
     std::size_t room = std::min<std::size_t>(buf.size() - total, p.mtu);
     if (!p.validated) {
-      // Anti-amplification: at most three times what the peer sent us (RFC 9000 §8.1).
+      // Anti-amplification: at most three times what the peer sent us (RFC 9000 §8.1). A
+      // server's ack-eliciting Initial must fill a 1200-byte datagram (§14.1), so with less
+      // budget than that left, wait for the client's next datagram instead of sending a short one.
       const std::uint64_t budget = 3 * p.bytes_received;
       if (p.bytes_sent >= budget) break;
-      room = std::min<std::size_t>(room, budget - p.bytes_sent);
+      const std::uint64_t left = budget - p.bytes_sent;
+      if (left < detail::kMinInitialDatagram && !initial.discarded && initial.tx) break;
+      room = std::min<std::size_t>(room, left);
     }
     // GSO: every datagram but the last has exactly the segment size (the first one's).
     if (i > 0) room = std::min(room, segment);

@@ -68,6 +68,8 @@ std::optional<std::string> ServerCore::access_denial(const Conn& c) const {
     case AccessPolicy::Mode::SharedToken:
       if (c.token && *c.token == p.token) return std::nullopt;
       return p.deny_reason;
+    case AccessPolicy::Mode::Http:
+      return std::nullopt;  // decided by on_access_decision
   }
   return p.deny_reason;
 }
@@ -86,10 +88,61 @@ void ServerCore::handle_client_auth(Actions& out, Conn& c, const ClientAuth& aut
     return;
   }
   c.endpoint = auth.public_key;
-  if (auto reason = access_denial(c)) {
+  if (config_.access.mode == AccessPolicy::Mode::Http) {
+    c.access_pending = true;
+    ++metrics_.access_checks;
+    out.push_back(CheckAccess{c.id, c.endpoint});
+    return;
+  }
+  finish_auth(out, c, access_denial(c), now);
+}
+
+// TLS-exporter header path (spec §6.4 step 1): the driver verified the header, so there is no
+// challenge; the connection goes straight to access control.
+Actions ServerCore::on_connected_authenticated(ConnId conn, ProtocolVersion version, Instant now,
+                                               const EndpointId& endpoint,
+                                               std::optional<std::string> token) {
+  Actions out;
+  if (conns_.count(conn) != 0) return out;  // driver bug; ignore the duplicate
+  Conn& c = conns_[conn];
+  c.id = conn;
+  c.version = version;
+  c.token = std::move(token);
+  c.connected_at = now;
+  if (config_.rate_limit) {
+    c.tokens = static_cast<std::int64_t>(config_.rate_limit->burst_bytes) * 1'000'000'000;
+    c.tokens_at = now;
+  }
+  ++metrics_.connections_accepted;
+  ++metrics_.connections_pending;
+  ++metrics_.auth_key_material;
+  c.endpoint = endpoint;
+  if (config_.access.mode == AccessPolicy::Mode::Http) {
+    c.access_pending = true;
+    ++metrics_.access_checks;
+    out.push_back(CheckAccess{c.id, c.endpoint});
+    return out;
+  }
+  finish_auth(out, c, access_denial(c), now);
+  return out;
+}
+
+Actions ServerCore::on_access_decision(ConnId conn, std::optional<std::string> denial,
+                                       Instant now) {
+  Actions out;
+  auto it = conns_.find(conn);
+  if (it == conns_.end() || !it->second.access_pending) return out;
+  it->second.access_pending = false;
+  finish_auth(out, it->second, std::move(denial), now);
+  return out;
+}
+
+void ServerCore::finish_auth(Actions& out, Conn& c, std::optional<std::string> denial,
+                             Instant now) {
+  if (denial) {
     ++metrics_.auth_denied;
-    send(out, c, ServerDeniesAuth{*reason});
-    close(out, c.id, "access denied: " + *reason, now);
+    send(out, c, ServerDeniesAuth{*denial});
+    close(out, c.id, "access denied: " + *denial, now);
     return;
   }
   c.authenticated = true;
@@ -181,6 +234,13 @@ Actions ServerCore::on_message(ConnId conn, ByteView message, Instant now) {
   Frame& frame = *decoded;
 
   if (!c.authenticated) {
+    if (c.access_pending) {
+      ++metrics_.handshake_errors;
+      close(out, conn,
+            std::string("frame before the access decision: ") + std::string(frame_name(frame)),
+            now);
+      return out;
+    }
     if (auto* auth = std::get_if<ClientAuth>(&frame)) {
       handle_client_auth(out, c, *auth, now);
       // The handshake counts against the rate limit like every other byte read.

@@ -22,7 +22,9 @@
 //   first client frame must be ClientAuth; anything else closes the connection. A bad signature →
 //   ServerDeniesAuth("signature invalid") + Close. Then access control (everyone / allowlist /
 //   denylist / shared token; the driver extracts the token from `Authorization: Bearer` or
-//   `?token=` and passes it in) → ServerConfirmsAuth, or ServerDeniesAuth(reason) + Close.
+//   `?token=` and passes it in) → ServerConfirmsAuth, or ServerDeniesAuth(reason) + Close. Access
+//   mode Http emits CheckAccess and decides on on_access_decision; any frame from the client
+//   while the check runs closes it (a client must wait for ServerConfirmsAuth).
 // - Forwarding: ClientToRelayDatagram[Batch] to a connected EndpointId becomes
 //   RelayToClientDatagram[Batch] with src = the sender, ECN and segment size preserved. Unknown
 //   destination → dropped and counted. Per-destination queue limit (default 512 frames in flight,
@@ -67,12 +69,15 @@ using ConnId = std::uint64_t;
 using Instant = std::chrono::nanoseconds;
 using Duration = std::chrono::nanoseconds;
 
-// spec §6.7. `http` (POST to an external service) is not implemented.
+// spec §6.7. Mode::Http asks an external service: the core emits CheckAccess and waits for the
+// driver's on_access_decision (relay/access_http.h has the sans-IO request/response half).
 struct AccessPolicy {
-  enum class Mode { Everyone, Allowlist, Denylist, SharedToken };
+  enum class Mode { Everyone, Allowlist, Denylist, SharedToken, Http };
   Mode mode = Mode::Everyone;
   std::set<EndpointId> ids;  // Allowlist / Denylist
   std::string token;         // SharedToken
+  std::string http_url;      // Http: the callout URL (http:// only)
+  std::string http_token;    // Http: optional `Authorization: Bearer` for the callout
   std::string deny_reason = "not authorized";
 };
 
@@ -116,7 +121,14 @@ struct PauseReads {
   Instant until{};
   friend bool operator==(const PauseReads&, const PauseReads&) = default;
 };
-using Action = std::variant<Send, Close, PauseReads>;
+// Access mode Http: ask the access service whether `endpoint` may use the relay, then call
+// on_access_decision(conn, ...). Until then the connection is neither confirmed nor denied.
+struct CheckAccess {
+  ConnId conn = 0;
+  EndpointId endpoint;
+  friend bool operator==(const CheckAccess&, const CheckAccess&) = default;
+};
+using Action = std::variant<Send, Close, PauseReads, CheckAccess>;
 using Actions = std::vector<Action>;
 
 // Cumulative counters since construction (gauges marked as such).
@@ -125,8 +137,10 @@ struct ServerMetrics {
   std::uint64_t connections_pending = 0;  // gauge: in handshake now
   std::uint64_t connections_accepted = 0;
   std::uint64_t auth_ok = 0;
+  std::uint64_t auth_key_material = 0;  // valid TLS-exporter headers (challenge skipped)
   std::uint64_t auth_signature_invalid = 0;
   std::uint64_t auth_denied = 0;
+  std::uint64_t access_checks = 0;  // CheckAccess emitted (access mode Http)
   std::uint64_t handshake_errors = 0;  // unexpected frame / timeout before auth
   std::uint64_t protocol_errors = 0;   // undecodable or wrong-direction frame after auth
   std::uint64_t bytes_received = 0;    // all relay frames from clients
@@ -156,8 +170,18 @@ class ServerCore {
   Actions on_connected(ConnId conn, ProtocolVersion version, Instant now,
                        const ByteArray<kChallengeSize>& challenge,
                        std::optional<std::string> token = std::nullopt);
+  // A WebSocket upgrade finished whose request carried a valid TLS-exporter auth header
+  // (x-iroh-relay-client-auth-v1, verified by the driver with relay::verify_key_material_auth):
+  // no ServerChallenge; access control runs at once → [Send ServerConfirmsAuth] or
+  // [Send ServerDeniesAuth(reason), Close].
+  Actions on_connected_authenticated(ConnId conn, ProtocolVersion version, Instant now,
+                                     const EndpointId& endpoint,
+                                     std::optional<std::string> token = std::nullopt);
   // One binary WebSocket message from `conn`.
   Actions on_message(ConnId conn, ByteView message, Instant now);
+  // The answer to an earlier CheckAccess: nullopt = allowed, else the ServerDeniesAuth reason.
+  // Ignored for connections that went away meanwhile.
+  Actions on_access_decision(ConnId conn, std::optional<std::string> denial, Instant now);
   // One frame of an earlier Send to `conn` was written (or dropped with the connection).
   void on_sent(ConnId conn);
   // The transport closed (peer close, I/O error). Safe for unknown / already-closed ids.
@@ -181,6 +205,7 @@ class ServerCore {
     std::optional<std::string> token;
     Instant connected_at{};
     bool authenticated = false;
+    bool access_pending = false;  // CheckAccess emitted, no decision yet
     EndpointId endpoint;
     std::size_t queued = 0;  // frames handed out, not yet on_sent
     std::set<EndpointId> sent_to;
@@ -198,6 +223,7 @@ class ServerCore {
   void send(Actions& out, Conn& c, const Frame& frame);
   void close(Actions& out, ConnId conn, std::string reason, Instant now, bool emit_close = true);
   void handle_client_auth(Actions& out, Conn& c, const ClientAuth& auth, Instant now);
+  void finish_auth(Actions& out, Conn& c, std::optional<std::string> denial, Instant now);
   void forward(Actions& out, Conn& from, const EndpointId& dst, std::uint8_t ecn,
                std::optional<std::uint16_t> segment_size, Bytes payload);
   void schedule_ping(Conn& c, Instant now);

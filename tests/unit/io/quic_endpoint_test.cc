@@ -82,6 +82,7 @@ struct Fixture {
       co_await body();
       done = true;
       server->close();
+      io.stop();
     }, asio::detached);
     io.run_for(std::chrono::duration_cast<std::chrono::steady_clock::duration>(limit));
     EXPECT_TRUE(done) << "the test body did not finish in time";
@@ -168,7 +169,9 @@ TEST(QuicEndpoint, UnknownAlpnIsRefused) {
   f.run([&]() -> awaitable<void> {
     auto c = co_await client->connect(f.server->addr(), "test/unknown/0");
     EXPECT_FALSE(c.ok());
-    if (!c) EXPECT_EQ(c.error().kind, ErrorKind::kAlpn) << c.error().message;
+    if (!c) {
+      EXPECT_EQ(c.error().kind, ErrorKind::kAlpn) << c.error().message;
+    }
     client->close();
   });
 }
