@@ -116,22 +116,21 @@ void AccessHttpClient::check(const EndpointId& id, Done done) {
             deadline->cancel();
             return op->fail("connect", ec);
           }
-          http::async_write(op->stream, op->req, [op, deadline](beast::error_code ec,
-                                                                std::size_t) {
+          http::async_write(op->stream, op->req, [op, deadline](beast::error_code ec, std::size_t) {
             if (op->finished) return;
             if (ec) {
               deadline->cancel();
               return op->fail("write", ec);
             }
-            http::async_read(op->stream, op->buffer, op->parser,
-                             [op, deadline](beast::error_code ec, std::size_t) {
-                               deadline->cancel();
-                               if (op->finished) return;
-                               if (ec) return op->fail("read", ec);
-                               const auto& res = op->parser.get();
-                               op->finish(relay::decide_access_http_response(
-                                   res.result_int(), res.body()));
-                             });
+            http::async_read(
+                op->stream, op->buffer, op->parser,
+                [op, deadline](beast::error_code ec, std::size_t) {
+                  deadline->cancel();
+                  if (op->finished) return;
+                  if (ec) return op->fail("read", ec);
+                  const auto& res = op->parser.get();
+                  op->finish(relay::decide_access_http_response(res.result_int(), res.body()));
+                });
           });
         });
       });

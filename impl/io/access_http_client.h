@@ -21,8 +21,7 @@ class AccessHttpClient {
   // nullopt = allowed, else the ServerDeniesAuth reason.
   using Done = std::function<void(std::optional<std::string> denial)>;
 
-  AccessHttpClient(boost::asio::io_context& ioc, relay::AccessHttpTarget target,
-                   std::string token);
+  AccessHttpClient(boost::asio::io_context& ioc, relay::AccessHttpTarget target, std::string token);
   ~AccessHttpClient();
   AccessHttpClient(const AccessHttpClient&) = delete;
   AccessHttpClient& operator=(const AccessHttpClient&) = delete;

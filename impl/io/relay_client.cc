@@ -253,7 +253,7 @@ using TlsWs = websocket::stream<beast::ssl_stream<beast::tcp_stream>>;
 
 void RelayClient::Impl::dispatch(relay::ClientActions actions) {
   for (auto& action : actions) {
-    if (auto* c = std::get_if<relay::Connect>(&action)) {
+    if (std::holds_alternative<relay::Connect>(action)) {
       dial(++generation);
     } else if (auto* s = std::get_if<relay::SendFrame>(&action)) {
       if (current) current->write(std::move(s->frame));

@@ -671,13 +671,14 @@ void RelayServer::Impl::check_access(relay::ConnId conn, const EndpointId& endpo
     dispatch(core.on_access_decision(conn, "access server not configured", now_instant()));
     return;
   }
-  access_http->check(endpoint, [this, conn, id = endpoint.to_hex()](
-                                   std::optional<std::string> denial) {
-    if (stopping) return;
-    if (denial) log.log(LogLevel::Info, "access denied", {{"endpoint", id}, {"reason", *denial}});
-    dispatch(core.on_access_decision(conn, std::move(denial), now_instant()));
-    rearm_core_timer();
-  });
+  access_http->check(
+      endpoint, [this, conn, id = endpoint.to_hex()](std::optional<std::string> denial) {
+        if (stopping) return;
+        if (denial)
+          log.log(LogLevel::Info, "access denied", {{"endpoint", id}, {"reason", *denial}});
+        dispatch(core.on_access_decision(conn, std::move(denial), now_instant()));
+        rearm_core_timer();
+      });
 }
 
 void RelayServer::Impl::rearm_core_timer() {

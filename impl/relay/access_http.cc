@@ -54,7 +54,8 @@ Result<AccessHttpTarget> parse_access_http_url(std::string_view url) {
     }
     t.port = static_cast<std::uint16_t>(v);
   }
-  t.target = tail.empty() ? "/" : (tail.front() == '?' ? "/" + std::string(tail) : std::string(tail));
+  t.target =
+      tail.empty() ? "/" : (tail.front() == '?' ? "/" + std::string(tail) : std::string(tail));
   for (char c : t.target) {
     if (c <= ' ' || static_cast<unsigned char>(c) >= 0x7f) {
       return make_error("access URL: bad path (percent-encode it)");

@@ -59,6 +59,15 @@ std::string_view to_string(ClientEvent::Kind kind) {
   return "unknown";
 }
 
+namespace {
+ClientEvent make_event(ClientEvent::Kind kind, std::string detail) {
+  ClientEvent e;
+  e.kind = kind;
+  e.detail = std::move(detail);
+  return e;
+}
+}  // namespace
+
 ClientCore::ClientCore(SecretKey secret_key, ClientConfig config, Random& random)
     : secret_key_(std::move(secret_key)), config_(config), random_(random) {
   if (config_.max_batch == 0) config_.max_batch = 1;
@@ -100,7 +109,7 @@ ClientActions ClientCore::on_connected(ProtocolVersion version, bool key_materia
 ClientActions ClientCore::on_connect_failed(std::string_view reason, Instant now) {
   ClientActions out;
   if (state_ != ClientState::Connecting) return out;
-  out.push_back(ClientEvent{ClientEvent::Kind::ConnectFailed, std::string(reason)});
+  out.push_back(make_event(ClientEvent::Kind::ConnectFailed, std::string(reason)));
   lose_connection(out, "connect failed: " + std::string(reason), now, std::nullopt, std::nullopt);
   return out;
 }
@@ -120,7 +129,7 @@ void ClientCore::lose_connection(ClientActions& out, std::string reason, Instant
                                  std::optional<Duration> delay) {
   const bool was_up = state_ == ClientState::Handshaking || state_ == ClientState::Connected;
   if (close_code) out.push_back(CloseConnection{*close_code, reason});
-  if (was_up) out.push_back(ClientEvent{ClientEvent::Kind::Disconnected, reason});
+  if (was_up) out.push_back(make_event(ClientEvent::Kind::Disconnected, reason));
   ping_outstanding_.reset();
   batch_in_flight_ = false;
   unflushed_ = 0;
@@ -135,9 +144,9 @@ void ClientCore::lose_connection(ClientActions& out, std::string reason, Instant
   }
   state_ = ClientState::WaitingRetry;
   retry_at_ = now + d;
-  out.push_back(ClientEvent{
-      ClientEvent::Kind::Reconnecting,
-      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count())});
+  out.push_back(
+      make_event(ClientEvent::Kind::Reconnecting,
+                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count())));
 }
 
 ClientActions ClientCore::on_disconnected(std::string_view reason, Instant now) {
@@ -161,9 +170,8 @@ void ClientCore::on_authenticated(ClientActions& out, AuthMethod method, Instant
   } else {
     ++metrics_.auth_challenge;
   }
-  out.push_back(ClientEvent{ClientEvent::Kind::Connected, method == AuthMethod::KeyMaterialHeader
-                                                              ? "key-material"
-                                                              : "challenge"});
+  out.push_back(make_event(ClientEvent::Kind::Connected,
+                           method == AuthMethod::KeyMaterialHeader ? "key-material" : "challenge"));
   send_ping(out, now);
   pump(out, now);
 }
@@ -186,7 +194,7 @@ void ClientCore::drop_old(ClientActions& out, Instant now) {
   }
   if (dropped != 0) {
     metrics_.drops_too_old += dropped;
-    ClientEvent e{ClientEvent::Kind::DatagramsDropped, "too old"};
+    ClientEvent e = make_event(ClientEvent::Kind::DatagramsDropped, "too old");
     e.count = dropped;
     out.push_back(std::move(e));
   }
@@ -222,7 +230,7 @@ ClientActions ClientCore::send(const EndpointId& dst, Bytes payload, std::uint8_
   if (queue_.size() >= config_.max_queue) {
     queue_.pop_front();
     ++metrics_.drops_queue_full;
-    ClientEvent e{ClientEvent::Kind::DatagramsDropped, "queue full"};
+    ClientEvent e = make_event(ClientEvent::Kind::DatagramsDropped, "queue full");
     e.count = 1;
     out.push_back(std::move(e));
   }
@@ -273,7 +281,7 @@ void ClientCore::handle_frame(ClientActions& out, Frame frame, Instant now) {
       denial_ = denied->reason;
       queue_.clear();
       out.push_back(CloseConnection{1000, "denied: " + denied->reason});
-      out.push_back(ClientEvent{ClientEvent::Kind::Denied, denied->reason});
+      out.push_back(make_event(ClientEvent::Kind::Denied, denied->reason));
       return;
     }
     ++metrics_.protocol_errors;
@@ -295,20 +303,20 @@ void ClientCore::handle_frame(ClientActions& out, Frame frame, Instant now) {
       ping_outstanding_.reset();
     }
   } else if (auto* gone = std::get_if<EndpointGone>(&frame)) {
-    ClientEvent e{ClientEvent::Kind::EndpointGone, gone->id.to_hex()};
+    ClientEvent e = make_event(ClientEvent::Kind::EndpointGone, gone->id.to_hex());
     e.endpoint = gone->id;
     out.push_back(std::move(e));
   } else if (auto* st = std::get_if<Status>(&frame)) {
-    ClientEvent e{ClientEvent::Kind::Status, std::string(st->name())};
+    ClientEvent e = make_event(ClientEvent::Kind::Status, std::string(st->name()));
     e.status = st->code;
     out.push_back(std::move(e));
   } else if (auto* h = std::get_if<Health>(&frame)) {
-    out.push_back(ClientEvent{ClientEvent::Kind::Health, h->problem});
+    out.push_back(make_event(ClientEvent::Kind::Health, h->problem));
   } else if (auto* r = std::get_if<Restarting>(&frame)) {
     ++metrics_.restarts;
     out.push_back(
-        ClientEvent{ClientEvent::Kind::Restarting,
-                    std::to_string(r->reconnect_in_ms) + "/" + std::to_string(r->try_for_ms)});
+        make_event(ClientEvent::Kind::Restarting,
+                   std::to_string(r->reconnect_in_ms) + "/" + std::to_string(r->try_for_ms)));
     const Duration reconnect_in = std::chrono::milliseconds(r->reconnect_in_ms);
     restart_until_ = now + reconnect_in + std::chrono::milliseconds(r->try_for_ms);
     lose_connection(out, "server restarting", now, std::uint16_t{1000}, reconnect_in);
@@ -356,7 +364,7 @@ ClientActions ClientCore::on_timeout(Instant now) {
     case ClientState::Connected:
       if (ping_outstanding_ && now >= ping_deadline_) {
         ++metrics_.ping_timeouts;
-        out.push_back(ClientEvent{ClientEvent::Kind::PingTimeout, "no pong within timeout"});
+        out.push_back(make_event(ClientEvent::Kind::PingTimeout, "no pong within timeout"));
         lose_connection(out, "ping timeout", now, std::uint16_t{1000}, std::nullopt);
         break;
       }
@@ -386,7 +394,7 @@ ClientActions ClientCore::close(Instant now) {
   queue_.clear();
   ping_outstanding_.reset();
   if (up) out.push_back(CloseConnection{1000, "closed"});
-  out.push_back(ClientEvent{ClientEvent::Kind::Closed, "closed"});
+  out.push_back(make_event(ClientEvent::Kind::Closed, "closed"));
   return out;
 }
 

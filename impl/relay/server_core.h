@@ -140,7 +140,7 @@ struct ServerMetrics {
   std::uint64_t auth_key_material = 0;  // valid TLS-exporter headers (challenge skipped)
   std::uint64_t auth_signature_invalid = 0;
   std::uint64_t auth_denied = 0;
-  std::uint64_t access_checks = 0;  // CheckAccess emitted (access mode Http)
+  std::uint64_t access_checks = 0;     // CheckAccess emitted (access mode Http)
   std::uint64_t handshake_errors = 0;  // unexpected frame / timeout before auth
   std::uint64_t protocol_errors = 0;   // undecodable or wrong-direction frame after auth
   std::uint64_t bytes_received = 0;    // all relay frames from clients

@@ -36,6 +36,7 @@ import test_relay_interop as R
 SPEC_ID = R.SPEC_ID
 SPEC_CHALLENGE = R.SPEC_CHALLENGE
 SPEC_CLIENT_AUTH = bytes.fromhex(R.SPEC_CLIENT_AUTH)
+OTHER_ID = "197f6b23e16c8532c6abc838facd5ea789be0c76b2920334039bfa8b3d368d61"  # spec §6.3, sk 0x2a..
 
 
 # ------------------------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ def pid_rss_kib(pid: int) -> int:
 
 
 def start_relay(start, irohlab_bin, *args: str) -> R.Relay:
-    return R.start_relay(start, irohlab_bin, "--log-level", "info", "--fixed-challenge", SPEC_CHALLENGE, *args)
+    return R.start_relay(start, irohlab_bin, "--fixed-challenge", SPEC_CHALLENGE, *args)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -261,15 +262,25 @@ def test_abuse_while_rust_pair_transfers(irohlab_bin, tmp_path, rng):
                 assert frames and frames[0] == b"\x03\x11signature invalid", frames
             finally:
                 ws.close()
-            # ... a ClientAuth for another id (signature valid for SPEC_ID only).
-            other = bytearray(SPEC_CLIENT_AUTH)
-            other[1] ^= 0x01
+            # ... the right signature under another (valid) key: spec §6.3's sk 0x2a.. identity.
+            other = b"\x01" + bytes.fromhex(OTHER_ID) + SPEC_CLIENT_AUTH[33:]
             ws = RawWs(port)
             try:
                 ws.recv()
-                ws.s.sendall(ws_frame(bytes(other)))
-                frames = offender_closed(ws, "wrong key for the signature")
-                assert frames and frames[0].startswith(b"\x03"), frames
+                ws.s.sendall(ws_frame(other))
+                frames = offender_closed(ws, "signature under the wrong key")
+                assert frames and frames[0] == b"\x03\x11signature invalid", frames
+            finally:
+                ws.close()
+            # ... a public key that is not a curve point: undecodable, closed without a verdict.
+            not_a_point = bytearray(SPEC_CLIENT_AUTH)
+            not_a_point[1:33] = b"\xff" * 32
+            ws = RawWs(port)
+            try:
+                ws.recv()
+                ws.s.sendall(ws_frame(bytes(not_a_point)))
+                frames = offender_closed(ws, "public key off the curve")
+                assert all(f[:1] != b"\x02" for f in frames), frames
             finally:
                 ws.close()
 

@@ -11,7 +11,7 @@ import test_relay_interop as R
 SPEC_ID = R.SPEC_ID
 SPEC_CHALLENGE = R.SPEC_CHALLENGE
 SPEC_CLIENT_AUTH = bytes.fromhex(R.SPEC_CLIENT_AUTH)
-OTHER_ID = "0" * 63 + "1"  # nobody connected with this id
+OTHER_ID = "197f6b23e16c8532c6abc838facd5ea789be0c76b2920334039bfa8b3d368d61"  # sk 0x2a..; never connected
 
 
 def metrics_text(relay: R.Relay) -> str:

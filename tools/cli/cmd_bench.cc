@@ -215,8 +215,9 @@ std::vector<double> connect_latencies(int runs) {
         for (;;) {
           auto conn = co_await srv->accept();
           if (!conn) co_return;
+          auto spawn_ex = co_await asio::this_coro::executor;
           asio::co_spawn(
-              co_await asio::this_coro::executor,
+              spawn_ex,
               [conn]() -> iroh::io::awaitable<void> {
                 auto id = co_await conn->accept_bi();
                 if (!id) co_return;
@@ -246,6 +247,7 @@ std::vector<double> connect_latencies(int runs) {
           const auto t0 = std::chrono::steady_clock::now();
           auto conn = co_await (*client)->connect(addr, kAlpn);
           if (!conn) {
+            std::fprintf(stderr, "  connect run %d failed: %s\n", i, conn.error().message.c_str());
             (*client)->close();
             continue;
           }
@@ -255,6 +257,7 @@ std::vector<double> connect_latencies(int runs) {
             (void)(*conn)->finish(*id);
             iroh::Bytes buf(8);
             auto r = co_await (*conn)->read(*id, buf);
+            if (!r) std::fprintf(stderr, "  connect run %d: read failed: %s\n", i, r.error().message.c_str());
             if (r && r->bytes == 1 && buf[0] == one) {
               out.push_back(std::chrono::duration<double, std::milli>(
                                 std::chrono::steady_clock::now() - t0)
@@ -267,7 +270,14 @@ std::vector<double> connect_latencies(int runs) {
         }
         srv->close();
       },
-      asio::detached);
+      [](std::exception_ptr e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          std::fprintf(stderr, "bench: connect latency run failed: %s\n", ex.what());
+        }
+      });
   io.run_for(std::chrono::seconds(30 + runs));
   return out;
 }
@@ -415,6 +425,7 @@ int run_bench_quic(const BenchOptions& o) {
 void register_bench_commands(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Benchmarks with in-run baselines");
   bench->require_subcommand(1);
+  register_bench_relay(bench);
   auto o = std::make_shared<BenchOptions>();
   auto* quic = bench->add_subcommand(
       "quic", "Our QUIC engine vs the ngtcp2 oracle over loopback (throughput ratio, CPU per GB, "

@@ -183,7 +183,10 @@ awaitable<void> serve_connection(std::shared_ptr<QuicConnection> conn, const Lis
         for (;;) {
           auto id = co_await conn->accept_bi();
           if (!id) co_return;
-          asio::co_spawn(co_await asio::this_coro::executor, serve_bi(conn, *id, o, first, closing),
+          // The executor first: GCC 12 mishandles a co_await inside the argument list
+          // that also builds a temporary (the lambda/awaitable) — see cmd_bench history.
+          auto spawn_ex = co_await asio::this_coro::executor;
+          asio::co_spawn(spawn_ex, serve_bi(conn, *id, o, first, closing),
                          asio::detached);
           first = false;
         }
@@ -196,7 +199,10 @@ awaitable<void> serve_connection(std::shared_ptr<QuicConnection> conn, const Lis
           for (;;) {
             auto id = co_await conn->accept_uni();
             if (!id) co_return;
-            asio::co_spawn(co_await asio::this_coro::executor, serve_uni(conn, *id),
+            // The executor first: GCC 12 mishandles a co_await inside the argument list
+            // that also builds a temporary (the lambda/awaitable) — see cmd_bench history.
+            auto spawn_ex = co_await asio::this_coro::executor;
+            asio::co_spawn(spawn_ex, serve_uni(conn, *id),
                            asio::detached);
           }
         },
@@ -249,7 +255,10 @@ int run_listen(const ListenOptions& o) {
         for (;;) {
           auto conn = co_await endpoint->accept();
           if (!conn) co_return;
-          asio::co_spawn(co_await asio::this_coro::executor, serve_connection(conn, o),
+          // The executor first: GCC 12 mishandles a co_await inside the argument list
+          // that also builds a temporary (the lambda/awaitable) — see cmd_bench history.
+          auto spawn_ex = co_await asio::this_coro::executor;
+          asio::co_spawn(spawn_ex, serve_connection(conn, o),
                          asio::detached);
         }
       },

@@ -9,6 +9,7 @@
 #include "base/text_encoding.h"
 #include "cli.h"
 #include "io/relay_server.h"
+#include "relay/access_http.h"
 
 namespace irohlab::cli {
 namespace {
@@ -18,6 +19,7 @@ struct RelayArgs {
   std::string tls_cert;
   std::string tls_key;
   std::string access = "everyone";
+  std::string access_http_token;
   std::string metrics;
   std::uint64_t rate_limit = 0;
   std::uint64_t rate_burst = 0;
@@ -66,6 +68,14 @@ iroh::relay::AccessPolicy parse_access(const std::string& text) {
     p.ids = read_id_file("--access " + kind, arg);
     return p;
   }
+  if (kind == "http") {
+    if (arg.empty()) throw UsageError("--access http: needs a URL (http:http://HOST:PORT/PATH)");
+    auto target = iroh::relay::parse_access_http_url(arg);
+    if (!target.ok()) throw UsageError("--access http: " + target.error().message);
+    p.mode = iroh::relay::AccessPolicy::Mode::Http;
+    p.http_url = arg;
+    return p;
+  }
   if (kind == "token") {
     if (arg.empty()) throw UsageError("--access token: needs a TOKEN (token:TOKEN)");
     p.mode = iroh::relay::AccessPolicy::Mode::SharedToken;
@@ -73,8 +83,8 @@ iroh::relay::AccessPolicy parse_access(const std::string& text) {
     return p;
   }
   throw UsageError(
-      "--access: expected everyone, allowlist:FILE, denylist:FILE or token:TOKEN, got '" + text +
-      "'");
+      "--access: expected everyone, allowlist:FILE, denylist:FILE, token:TOKEN or http:URL, got '" +
+      text + "'");
 }
 
 void run_relay(const RelayArgs& a) {
@@ -93,6 +103,12 @@ void run_relay(const RelayArgs& a) {
     o.metrics_port = m.port();
   }
   o.core.access = parse_access(a.access);
+  if (!a.access_http_token.empty()) {
+    if (o.core.access.mode != iroh::relay::AccessPolicy::Mode::Http) {
+      throw UsageError("--access-http-token needs --access http:URL");
+    }
+    o.core.access.http_token = a.access_http_token;
+  }
   if (a.rate_burst != 0 && a.rate_limit == 0) throw UsageError("--rate-burst needs --rate-limit");
   if (a.rate_limit > (1ull << 32) || a.rate_burst > (1ull << 32)) {
     throw UsageError("--rate-limit / --rate-burst: at most 4294967296");
@@ -136,7 +152,11 @@ void register_relay_commands(CLI::App& app) {
   cmd->add_option("--tls-key", a->tls_key, "PEM private key for --tls-cert");
   cmd->add_option("--access", a->access,
                   "Who may use the relay: everyone | allowlist:FILE | denylist:FILE | token:TOKEN "
-                  "(FILE: one endpoint id per line, '#' comments)");
+                  "| http:URL (FILE: one endpoint id per line, '#' comments; URL: http:// only, "
+                  "POSTed with X-Iroh-NodeId: <hex id>, allowed iff 200 and body 'true', 5 s "
+                  "timeout)");
+  cmd->add_option("--access-http-token", a->access_http_token,
+                  "With --access http:URL: send Authorization: Bearer TOKEN to the access server");
   cmd->add_option("--metrics", a->metrics, "Serve Prometheus GET /metrics on IP:PORT");
   cmd->add_option("--rate-limit", a->rate_limit, "Per-client receive rate limit, bytes/s (0: off)");
   cmd->add_option("--rate-burst", a->rate_burst,
@@ -145,6 +165,9 @@ void register_relay_commands(CLI::App& app) {
   // Test hooks, hidden from --help.
   cmd->add_option("--fixed-challenge", a->fixed_challenge, "")->group("");
   cmd->add_option("--upgrade-timeout", a->upgrade_timeout_ms, "")->group("");
+  cmd->footer("Connections that have not completed the WebSocket upgrade within " +
+              std::to_string(iroh::io::RelayServerOptions{}.upgrade_timeout.count() / 1000) +
+              " s are closed.");
   cmd->callback([a] { run_relay(*a); });
 }
 

@@ -285,3 +285,32 @@ TEST(QuicEndpoint, SslKeylogFileGetsTheSecrets) {
 
 }  // namespace
 }  // namespace iroh::io
+
+namespace iroh::io {
+namespace {
+
+// Fresh client endpoints created while the io_context runs, one-byte echo each (the shape of
+// `irohlab bench quic`'s connect-latency loop).
+TEST(QuicEndpoint, FreshClientEndpointsEchoOneByte) {
+  Fixture f;
+  int echoed = 0;
+  f.run([&]() -> awaitable<void> {
+    for (int i = 0; i < 5; ++i) {
+      auto client = QuicEndpoint::bind(f.io, key(static_cast<std::uint8_t>(10 + i)), {});
+      EXPECT_TRUE(client.ok());
+      if (!client) co_return;
+      auto c = co_await (*client)->connect(f.server->addr(), "test/echo/0");
+      EXPECT_TRUE(c.ok());
+      if (!c) co_return;
+      const Bytes one = {0x2a};
+      if (co_await echo_once(*c, one) == one) ++echoed;
+      (*c)->close(0, "done");
+      co_await (*c)->drain(20ms);
+      (*client)->close();
+    }
+  });
+  EXPECT_EQ(echoed, 5);
+}
+
+}  // namespace
+}  // namespace iroh::io

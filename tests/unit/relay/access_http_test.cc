@@ -56,9 +56,9 @@ TEST(AccessHttpUrl, Ipv6) {
 }
 
 TEST(AccessHttpUrl, Rejects) {
-  for (const char* bad : {"https://127.0.0.1/", "ftp://x/", "127.0.0.1:80", "http://",
-                          "http://:80/", "http://h:0/", "http://h:65536/", "http://h:x/",
-                          "http://u:p@h/", "http://[::1/", "http://h/a b"}) {
+  for (const char* bad :
+       {"https://127.0.0.1/", "ftp://x/", "127.0.0.1:80", "http://", "http://:80/", "http://h:0/",
+        "http://h:65536/", "http://h:x/", "http://u:p@h/", "http://[::1/", "http://h/a b"}) {
     EXPECT_FALSE(parse_access_http_url(bad).ok()) << bad;
   }
   auto https = parse_access_http_url("https://relay.example/");

@@ -502,6 +502,20 @@ TEST(RelayClientVsServer, KeyMaterialPathSkipsChallenge) {
   EXPECT_EQ(sim.server->metrics().auth_ok, 1u);
 }
 
+TEST(RelayClientVsServer, KeyMaterialPathStillRunsAccessControl) {
+  ServerConfig cfg;
+  cfg.access.mode = AccessPolicy::Mode::Denylist;
+  cfg.access.ids = {key(2).public_key()};
+  Sim sim(std::move(cfg));
+  auto ok = sim.add_client(key(1), true);
+  auto bad = sim.add_client(key(2), true);
+  EXPECT_EQ(sim[ok].core->state(), ClientState::Connected);
+  EXPECT_EQ(sim[bad].core->state(), ClientState::Denied);
+  EXPECT_EQ(sim[bad].core->denial_reason().value_or(""), "not authorized");
+  EXPECT_EQ(sim.server->metrics().auth_key_material, 2u);
+  EXPECT_EQ(sim.server->metrics().auth_denied, 1u);
+}
+
 TEST(RelayClientVsServer, DenialWithReason) {
   ServerConfig cfg;
   cfg.access.mode = AccessPolicy::Mode::Allowlist;
