@@ -297,6 +297,9 @@ void Client::classify_finish() {
       phase_ = Phase::kDone;
       return;
     }
+    // Closed by the peer before our work was done: still report who closed and how.
+    closed_by_peer_ = true;
+    peer_close_ = ci;
     fail(ci.kind == "application" ? "closed" : "transport",
          "peer closed the connection: " + ci.kind + " code " + std::to_string(ci.code) +
              " reason \"" + ci.reason + "\"");

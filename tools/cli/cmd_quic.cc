@@ -310,7 +310,13 @@ awaitable<iroh::io::QuicResult<void>> run_stream(std::shared_ptr<QuicConnection>
                                                  const ConnectOptions& o, std::uint64_t k,
                                                  const Bytes* payload, ConnectReport& rep) {
   using R = iroh::io::QuicResult<void>;
-  auto id = o.uni ? co_await conn->open_uni() : co_await conn->open_bi();
+  // (Not a ?: with a co_await in each arm: GCC 12 destroys the wrong temporary there.)
+  iroh::io::QuicResult<std::uint64_t> id = iroh::io::QuicError{};
+  if (o.uni) {
+    id = co_await conn->open_uni();
+  } else {
+    id = co_await conn->open_bi();
+  }
   if (!id) co_return id.error();
   const std::uint64_t total = payload ? payload->size() : o.bytes;
   Bytes chunk(kChunk);
@@ -532,6 +538,7 @@ awaitable<void> run_connect(std::shared_ptr<QuicEndpoint> ep, const iroh::Endpoi
   rep.path = "udp:" + stats.path.remote.to_string();
   if (first_error) {
     fail(*first_error);
+    if (auto r = conn->close_reason(); r && r->by_peer()) rep.closed_by_peer = *r;
     conn->close(1, "error");
     co_await conn->drain(200ms);
     ep->close();
