@@ -635,6 +635,10 @@ void QuicEndpoint::close() {
   timer_.cancel();
   accept_notifier_.cancel();
   socket_.close();
+  // Queued incoming connections hold the endpoint (QuicConnection keeps a shared_ptr to it):
+  // drop them so a closed endpoint and its connections can be freed.
+  pending_incoming_.clear();
+  ready_incoming_.clear();
   for (auto& [h, w] : conns_) {
     if (auto c = w.lock()) c->notify();
   }
