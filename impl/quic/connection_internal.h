@@ -76,7 +76,7 @@ struct SentFrames {
   std::vector<std::uint64_t> retire_cids;  // sequence numbers
   std::vector<std::uint64_t> reset_streams;
   std::vector<std::uint64_t> stop_sendings;
-  std::size_t pmtu_probe = 0;  // the probed size, when this was a PMTU probe
+  std::size_t pmtu_probe = 0;   // the probed size, when this was a PMTU probe
   bool key_phase_flip = false;  // first packet of a new key phase
 };
 
@@ -120,7 +120,7 @@ struct Path {
   std::uint64_t bytes_sent = 0;
   std::optional<ByteArray<8>> challenge;  // outstanding PATH_CHALLENGE data
   std::optional<Instant> challenge_deadline;
-  bool challenge_pending = false;         // must (re)send the challenge
+  bool challenge_pending = false;  // must (re)send the challenge
   std::optional<Instant> first_rtt_sample;
   bool app_limited = true;
   // PMTU discovery.
@@ -138,7 +138,7 @@ struct StreamEntry {
   bool pending_max_stream_data = false;
   bool max_stream_data_lost = false;  // a MAX_STREAM_DATA was lost: repeat the current limit
   std::optional<std::uint64_t> blocked_sent_at;
-  bool accepted = false;    // peer-initiated: handed to the app via accept_stream
+  bool accepted = false;  // peer-initiated: handed to the app via accept_stream
 };
 
 struct PeerCid {
@@ -158,8 +158,8 @@ namespace iroh::quic {
 
 using detail::PacketSpace;
 using detail::Path;
-using detail::SpaceId;
 using detail::SentFrames;
+using detail::SpaceId;
 using detail::StreamEntry;
 
 struct Connection::Impl {
@@ -208,6 +208,7 @@ struct Connection::Impl {
   std::size_t build_pmtu_probe(Instant now, std::span<std::uint8_t> out);
   bool space_wants_to_send(Instant now, PacketSpace& space, bool cc_allowed) const;
   bool app_has_stream_data() const;
+  ConnectionId current_peer_cid() const;  // DCID for the packets we send
   std::uint64_t in_flight_bytes() const;
   void schedule_stream(std::uint64_t id);
 
@@ -225,14 +226,10 @@ struct Connection::Impl {
   void qlog(Instant now, const char* name, std::string data) const;
 
   PacketSpace& space(SpaceId id) {
-    return id == SpaceId::kInitial     ? initial
-           : id == SpaceId::kHandshake ? handshake
-                                       : path().app;
+    return id == SpaceId::kInitial ? initial : id == SpaceId::kHandshake ? handshake : path().app;
   }
   const PacketSpace& space(SpaceId id) const {
-    return id == SpaceId::kInitial     ? initial
-           : id == SpaceId::kHandshake ? handshake
-                                       : path().app;
+    return id == SpaceId::kInitial ? initial : id == SpaceId::kHandshake ? handshake : path().app;
   }
   Path& path() { return *paths.front(); }
   const Path& path() const { return *paths.front(); }
@@ -264,12 +261,12 @@ struct Connection::Impl {
   ConnectionId initial_scid;   // ours, sequence 0
   std::optional<ConnectionId> retry_scid;
   Bytes retry_token;
-  bool received_any = false;       // client: a packet from the server was processed
-  bool peer_cid_updated = false;   // client: switched to the server's SCID
+  bool received_any = false;      // client: a packet from the server was processed
+  bool peer_cid_updated = false;  // client: switched to the server's SCID
   std::map<std::uint64_t, detail::PeerCid> peer_cids;  // seq -> cid
   std::uint64_t peer_cid_seq = 0;                      // the one in use
   std::uint64_t peer_retire_prior_to = 0;
-  std::set<std::uint64_t> pending_retire;  // seqs to send RETIRE_CONNECTION_ID for
+  std::set<std::uint64_t> pending_retire;                // seqs to send RETIRE_CONNECTION_ID for
   std::map<std::uint64_t, detail::LocalCid> local_cids;  // seq -> cid
   std::uint64_t next_local_cid_seq = 1;
   std::set<std::uint64_t> pending_new_cids;
@@ -289,7 +286,7 @@ struct Connection::Impl {
   std::map<std::uint64_t, detail::StreamEntry> streams;
   std::map<int, std::deque<std::uint64_t>, std::greater<int>> send_schedule;
   std::deque<std::uint64_t> accept_queue[2];  // [bidi, uni]
-  StreamLimits bidi_limits, uni_limits;  // stream counts, ours and the peer's (RFC 9000 §4.6)
+  StreamLimits bidi_limits, uni_limits;       // stream counts, ours and the peer's (RFC 9000 §4.6)
   StreamLimits& limits(bool uni) { return uni ? uni_limits : bidi_limits; }
   SendCredit send_credit;
   RecvWindow recv_window;
@@ -333,7 +330,7 @@ struct Connection::Impl {
   Instant last_activity;  // idle timer base
   std::optional<Instant> last_ack_eliciting_sent;
   bool ping_pending = false;
-  unsigned pto_backoff = 0;    // RFC 9002 pto_count: consecutive PTOs without an ACK
+  unsigned pto_backoff = 0;      // RFC 9002 pto_count: consecutive PTOs without an ACK
   bool handshake_acked = false;  // client: the server acknowledged a Handshake packet
   Instant pacing_deadline{};
   bool pacing_blocked = false;
@@ -341,8 +338,8 @@ struct Connection::Impl {
 
   std::deque<ConnectionEvent> events;
   std::uint64_t cid_epoch = 0;  // bumped whenever local_cids changes (the endpoint re-syncs)
-  Bytes frame_scratch;    // reused for packet headers on the send path
-  Bytes payload_scratch;  // reused for frame encoding on the send path
+  Bytes frame_scratch;          // reused for packet headers on the send path
+  Bytes payload_scratch;        // reused for frame encoding on the send path
   ConnectionStats stats;
   std::optional<std::uint64_t> largest_app_rx_non_probing;
 };

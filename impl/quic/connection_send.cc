@@ -15,7 +15,6 @@ namespace iroh::quic {
 
 using detail::kTagLength;
 
-
 namespace {
 
 std::size_t put_varint(std::uint8_t* p, std::uint64_t v) {
@@ -116,6 +115,14 @@ struct OpenPacket {
 
 }  // namespace
 
+ConnectionId Connection::Impl::current_peer_cid() const {
+  // The CID in use, or the lowest still active if it was retired (there is always one: a peer
+  // cannot retire our last; stored CIDs were validated as 0..20 bytes on receipt).
+  auto it = peer_cids.find(peer_cid_seq);
+  if (it == peer_cids.end()) it = peer_cids.begin();
+  return ConnectionId::from(it->second.cid).value();
+}
+
 void Connection::Impl::schedule_stream(std::uint64_t id) {
   auto it = streams.find(id);
   if (it == streams.end() || it->second.queued) return;
@@ -183,8 +190,7 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
   }
   // (Fix: config.pmtu_discovery was only consulted by next_timeout(), so "disabled" still probed.)
   if (config.pmtu_discovery && confirmed && p.pmtu_next_probe && *p.pmtu_next_probe <= now &&
-      p.pmtu_probe_size == 0 &&
-      p.mtu < p.pmtu_max && buf.size() >= p.pmtu_max) {
+      p.pmtu_probe_size == 0 && p.mtu < p.pmtu_max && buf.size() >= p.pmtu_max) {
     const std::size_t n = build_pmtu_probe(now, buf);
     if (n > 0) return Transmit{p.remote, 0, n, n};
   }
@@ -232,8 +238,8 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
 std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t> out,
                                              bool& ack_eliciting_sent, std::size_t pad_to) {
   Path& p = path();
-  std::uint64_t in_flight =
-      initial.sent.bytes_in_flight() + handshake.sent.bytes_in_flight() + p.app.sent.bytes_in_flight();
+  std::uint64_t in_flight = initial.sent.bytes_in_flight() + handshake.sent.bytes_in_flight() +
+                            p.app.sent.bytes_in_flight();
   const bool probing = initial.probes_pending || handshake.probes_pending || p.app.probes_pending;
   bool cc_allowed = probing || in_flight + p.mtu <= p.cc->window() || in_flight == 0;
   // The window limits us (not the application): acknowledgements may grow it (RFC 9002 §7.8).
@@ -242,9 +248,8 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
     ++stats.blocked_cwnd;
   }
   if (cc_allowed && config.pacing && !probing && p.app.tx) {
-    const Instant t = p.pacer.next_send_time(now, p.cc->window(),
-                                             p.rtt.has_sample() ? p.rtt.smoothed() : config.initial_rtt,
-                                             p.mtu);
+    const Instant t = p.pacer.next_send_time(
+        now, p.cc->window(), p.rtt.has_sample() ? p.rtt.smoothed() : config.initial_rtt, p.mtu);
     if (t > now) {
       pacing_blocked = true;
       pacing_deadline = t;
@@ -274,12 +279,12 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
       hdr[pk.pn_offset - 1] = static_cast<std::uint8_t>(len);
     }
     const std::size_t total_len = pk.pn_offset + pk.pn_length + w.pos + kTagLength;
-    auto sealed = seal_packet(std::span<std::uint8_t>(hdr, total_len), pk.pn_offset, pk.pn, w.pos,
-                              *sp.tx);
+    auto sealed =
+        seal_packet(std::span<std::uint8_t>(hdr, total_len), pk.pn_offset, pk.pn, w.pos, *sp.tx);
     if (!sealed) return 0;
     const bool in_flight = w.ack_eliciting || pk.padded;
-    SentPacketMeta meta{pk.pn, now, static_cast<std::uint32_t>(*sealed), w.ack_eliciting,
-                        in_flight, batch_ecn == EcnCodepoint::kEct0};
+    SentPacketMeta meta{pk.pn,           now,       static_cast<std::uint32_t>(*sealed),
+                        w.ack_eliciting, in_flight, batch_ecn == EcnCodepoint::kEct0};
     sp.sent.on_sent(meta);
     if (w.ack_eliciting || !pk.record.crypto.empty() || pk.record.ack_largest) {
       sp.sent_frames.emplace(pk.pn, std::move(pk.record));
@@ -326,9 +331,7 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
     h.type = sid == SpaceId::kInitial     ? PacketType::kInitial
              : sid == SpaceId::kHandshake ? PacketType::kHandshake
                                           : PacketType::kOneRtt;
-    const auto& dcid_bytes = peer_cids.count(peer_cid_seq) ? peer_cids[peer_cid_seq].cid
-                                                           : peer_cids.begin()->second.cid;
-    h.dcid = ConnectionId::from(dcid_bytes).value();
+    h.dcid = current_peer_cid();
     h.scid = initial_scid;
     if (sid == SpaceId::kInitial && is_client()) h.token = retry_token;
     h.pn_length = static_cast<std::uint8_t>(packet_number_length(pk.pn, sp.sent.largest_acked()));
@@ -532,7 +535,8 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
             }
             auto chunk = e.send->next_chunk(w.room() - overhead, send_credit.available());
             if (!chunk) {
-              if (e.send->blocked_at() || send_credit.available() == 0) ++stats.blocked_flow_control;
+              if (e.send->blocked_at() || send_credit.available() == 0)
+                ++stats.blocked_flow_control;
               e.queued = false;
               if (auto at = e.send->blocked_at(); at && e.blocked_sent_at != at) {
                 if (w.put(Frame(frame::StreamDataBlocked{id, *at}))) e.blocked_sent_at = at;
@@ -569,7 +573,8 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
       }
     }
     // Something ack-eliciting must go out: PTO probes, keep-alives.
-    if (!w.ack_eliciting && (sp.probes_pending > 0 || (sid == SpaceId::kApplication && ping_pending))) {
+    if (!w.ack_eliciting &&
+        (sp.probes_pending > 0 || (sid == SpaceId::kApplication && ping_pending))) {
       if (w.put(Frame(frame::Ping{}))) {
         if (sid == SpaceId::kApplication) ping_pending = false;
       }
@@ -633,9 +638,7 @@ std::size_t Connection::Impl::build_close_datagram(Instant now, std::span<std::u
     h.type = sid == SpaceId::kInitial     ? PacketType::kInitial
              : sid == SpaceId::kHandshake ? PacketType::kHandshake
                                           : PacketType::kOneRtt;
-    const auto& dcid_bytes = peer_cids.count(peer_cid_seq) ? peer_cids[peer_cid_seq].cid
-                                                           : peer_cids.begin()->second.cid;
-    h.dcid = ConnectionId::from(dcid_bytes).value();
+    h.dcid = current_peer_cid();
     h.scid = initial_scid;
     if (sid == SpaceId::kInitial && is_client()) h.token = retry_token;
     h.packet_number = sp.next_pn++;
@@ -663,11 +666,10 @@ std::size_t Connection::Impl::build_path_probe(Instant now, std::span<std::uint8
   encode_frame(payload, Frame(frame::PathResponse{data}));
   PacketHeader h;
   h.type = PacketType::kOneRtt;
-  h.dcid = ConnectionId::from(peer_cids.count(peer_cid_seq) ? peer_cids[peer_cid_seq].cid
-                                                            : peer_cids.begin()->second.cid)
-               .value();
+  h.dcid = current_peer_cid();
   h.packet_number = sp.next_pn++;
-  h.pn_length = static_cast<std::uint8_t>(packet_number_length(h.packet_number, sp.sent.largest_acked()));
+  h.pn_length =
+      static_cast<std::uint8_t>(packet_number_length(h.packet_number, sp.sent.largest_acked()));
   h.key_phase = key_phase;
   const std::size_t header_len = 1 + h.dcid.size() + h.pn_length;
   const std::size_t target = std::min<std::size_t>(1200, out.size());
@@ -677,8 +679,8 @@ std::size_t Connection::Impl::build_path_probe(Instant now, std::span<std::uint8
   auto pkt = protect_packet(h, payload, *sp.tx);
   if (!pkt || pkt->size() > out.size()) return 0;
   std::memcpy(out.data(), pkt->data(), pkt->size());
-  sp.sent.on_sent(SentPacketMeta{h.packet_number, now, static_cast<std::uint32_t>(pkt->size()),
-                                 false, false});
+  sp.sent.on_sent(
+      SentPacketMeta{h.packet_number, now, static_cast<std::uint32_t>(pkt->size()), false, false});
   ++stats.packets_sent;
   return pkt->size();
 }
@@ -691,11 +693,10 @@ std::size_t Connection::Impl::build_pmtu_probe(Instant now, std::span<std::uint8
   const std::uint64_t size = p.pmtu_max;
   PacketHeader h;
   h.type = PacketType::kOneRtt;
-  h.dcid = ConnectionId::from(peer_cids.count(peer_cid_seq) ? peer_cids[peer_cid_seq].cid
-                                                            : peer_cids.begin()->second.cid)
-               .value();
+  h.dcid = current_peer_cid();
   h.packet_number = sp.next_pn++;
-  h.pn_length = static_cast<std::uint8_t>(packet_number_length(h.packet_number, sp.sent.largest_acked()));
+  h.pn_length =
+      static_cast<std::uint8_t>(packet_number_length(h.packet_number, sp.sent.largest_acked()));
   h.key_phase = key_phase;
   const std::size_t header_len = 1 + h.dcid.size() + h.pn_length;
   if (size < header_len + kTagLength + 1 || size > out.size()) return 0;
