@@ -54,18 +54,22 @@ try {
   process.stderr.write(`${PROG}: error: transport: cannot load @number0/iroh: ${String(e).split('\n')[0]}\n`)
   process.exit(1)
 }
-const { Endpoint, EndpointAddr, EndpointTicket, RelayMode, presetMinimal, setLogLevel } = iroh
+const { Endpoint, EndpointAddr, EndpointTicket, RelayMap, RelayMode, presetMinimal, setLogLevel } = iroh
 if (process.env.IROH_LOG) setLogLevel(process.env.IROH_LOG)
 
 // ------------------------------------------------------------------------------------------------
 // command line
 // ------------------------------------------------------------------------------------------------
 const VALUE_OPTS = new Set(['--alpn', '--secret', '--bind', '--source', '--close-code', '--close-reason',
-  '--bytes', '--streams', '--datagrams', '--datagram-size', '--idle', '--timeout'])
-const FLAG_OPTS = new Set(['--echo', '--sink', '--stdin', '--uni', '--json'])
-const LISTEN_OPTS = new Set(['--alpn', '--secret', '--bind', '--echo', '--sink', '--source', '--close-code', '--close-reason'])
+  '--bytes', '--streams', '--datagrams', '--datagram-size', '--idle', '--timeout', '--relay', '--qad-port',
+  '--wait-direct', '--hold'])
+const FLAG_OPTS = new Set(['--echo', '--sink', '--stdin', '--uni', '--json', '--relay-only'])
+const RELAY_OPTS = ['--relay', '--relay-only', '--qad-port']
+const LISTEN_OPTS = new Set(['--alpn', '--secret', '--bind', '--echo', '--sink', '--source', '--close-code',
+  '--close-reason', ...RELAY_OPTS])
 const CONNECT_OPTS = new Set(['--alpn', '--bytes', '--stdin', '--echo', '--streams', '--uni', '--datagrams',
-  '--datagram-size', '--idle', '--close-code', '--close-reason', '--timeout', '--json'])
+  '--datagram-size', '--idle', '--close-code', '--close-reason', '--timeout', '--json', '--bind', '--wait-direct',
+  '--hold', ...RELAY_OPTS])
 
 function parseArgs(argv) {
   const cmd = argv[0]
@@ -206,14 +210,42 @@ function parseClose(text) {
   return { by: 'local', kind: 'transport', code: 0, reason: text }
 }
 
-async function bindEndpoint(alpnList, bind, secretHex) {
+// Relay mode: none, or exactly one relay (our `irohlab relay`), with QUIC address discovery only
+// when --qad-port is given (a relay without a QAD listener would cost a ~3 s QAD timeout).
+function relayModeOf(url, qadPort) {
+  if (!url) return RelayMode.disabled()
+  const map = RelayMap.empty()
+  const cfg = { url }
+  if (qadPort !== undefined) cfg.quicPort = qadPort
+  map.insert(cfg)
+  return RelayMode.custom(map)
+}
+
+async function bindEndpoint(alpnList, bind, secretHex, relayUrl, qadPort) {
   const b = Endpoint.builder()
   presetMinimal(b)
   if (alpnList) b.alpns(alpnList.map(bytesOf))
   if (secretHex) b.secretKey(Array.from(Buffer.from(secretHex, 'hex')))
-  b.relayMode(RelayMode.disabled())
+  b.relayMode(relayModeOf(relayUrl, qadPort))
   b.bindAddr(bind)
   return await b.bind()
+}
+
+// --relay URL, --relay-only, --qad-port P (listen and connect)
+function relayOpts() {
+  const url = one('--relay')
+  const relayOnly = opts.flags.has('--relay-only')
+  if (relayOnly && url === undefined) usageError('--relay-only needs --relay URL')
+  if (url !== undefined && !/^(https?|wss?):\/\/[^/\s]+/.test(url)) usageError(`--relay: not an http(s) URL: ${JSON.stringify(url)}`)
+  const qadPort = one('--qad-port') === undefined ? undefined : intOpt('--qad-port', 0, 1, 65535)
+  if (qadPort !== undefined && url === undefined) usageError('--qad-port needs --relay URL')
+  return { url, relayOnly, qadPort }
+}
+
+// A path snapshot as the contract names it: "udp:IP:PORT" or "relay:URL".
+function pathName(p) {
+  if (!p) return null
+  return p.isRelay ? `relay:${p.remoteAddr}` : p.isIp ? `udp:${p.remoteAddr}` : `custom:${p.remoteAddr}`
 }
 
 function splitHostPort(s) {
@@ -238,13 +270,14 @@ async function listen() {
   const closeCode = closeCodeOpt()
   const closeReason = one('--close-reason') ?? 'bye'
   if (one('--close-reason') !== undefined && closeCode === undefined) usageError('--close-reason needs --close-code')
+  const relay = relayOpts()
 
   const log = (...a) => process.stderr.write(`[${PROG} listen] ${a.join(' ')}\n`)
   const emit = (obj) => fs.writeSync(1, JSON.stringify(obj) + '\n')
 
   let ep
   try {
-    ep = await bindEndpoint(alpns, bind, secret)
+    ep = await bindEndpoint(alpns, bind, secret, relay.url, relay.qadPort)
   } catch (e) {
     process.stderr.write(`${PROG}: error: ${classify(rustMessage(e))}: bind ${bind}: ${rustCause(e)}\n`)
     process.exit(1)
@@ -256,7 +289,19 @@ async function listen() {
     process.stderr.write(`${PROG}: error: transport: no bound socket matches ${bind} (bound: ${sockets.join(', ')})\n`)
     process.exit(1)
   }
-  const ticket = EndpointTicket.fromAddr(new EndpointAddr(ep.id(), null, [addr])).toString()
+  if (relay.url) {
+    // the ticket is only useful once the relay knows us
+    let timer
+    const ok = await Promise.race([ep.online().then(() => true),
+      new Promise((r) => { timer = setTimeout(() => r(false), 10000) })])
+    clearTimeout(timer)
+    if (!ok) {
+      process.stderr.write(`${PROG}: error: unreachable: relay ${relay.url} not reachable within 10 s\n`)
+      process.exit(1)
+    }
+  }
+  const ticket = EndpointTicket.fromAddr(new EndpointAddr(ep.id(), relay.url ?? null,
+    relay.relayOnly ? [] : [addr])).toString()
   fs.writeSync(1, ticket + '\n')
   log(`id ${ep.id().toString()} bound ${sockets.join(' ')} ticket addr ${addr} mode ${mode}`)
 
@@ -425,10 +470,14 @@ async function connect() {
   const closeCode = closeCodeOpt() ?? 0n
   const closeReason = one('--close-reason') ?? 'done'
   const json = opts.flags.has('--json')
+  const relay = relayOpts()
+  const waitDirect = numOpt('--wait-direct', 0)
+  const hold = numOpt('--hold', 0)
 
   const out = {
     ok: false, remote: null, alpn, bytes: 0, echoed: 0, seconds: null, mb_per_s: null, connect_ms: null,
     rtt_ms: null, path: null, datagrams_sent: 0, datagrams_echoed: 0, closed_by_peer: null,
+    started_relayed: null, direct_after_ms: null, paths: [],
   }
   let finished = false
   const finish = (kind, detail) => {
@@ -454,25 +503,34 @@ async function connect() {
     return new Fail(kind, `${what}: ${rustCause(e)}`)
   }
 
-  const whole = timeoutS + idle + 120
-  setTimeout(() => finish('timeout', `whole run exceeded ${whole} s (timeout + idle + 120)`), whole * 1000).unref()
+  const whole = timeoutS + idle + waitDirect + hold + 120
+  setTimeout(() => finish('timeout', `whole run exceeded ${whole} s (timeout + idle + wait-direct + hold + 120)`), whole * 1000).unref()
 
   let stdinData = null
   if (useStdin) stdinData = fs.readFileSync(0)
 
   const addr = ticket.endpointAddr()
-  const direct = addr.directAddresses()
-  if (direct.length === 0) finish('unreachable', 'the ticket has no direct address (relay is disabled)')
-  const v4 = direct.some((a) => !a.startsWith('['))
-  const ep = await bindEndpoint(null, v4 ? '127.0.0.1:0' : '[::1]:0', null).catch((e) => finish('transport', `bind: ${rustCause(e)}`))
+  const ticketRelay = addr.relayUrl()
+  const direct = relay.relayOnly ? [] : addr.directAddresses()
+  // dial through the ticket's relay when it names one and we have a relay at all
+  const dialRelay = relay.url ? (ticketRelay ?? relay.url) : null
+  if (direct.length === 0 && !dialRelay) {
+    finish('unreachable', ticketRelay ? 'the ticket has only a relay address (pass --relay URL to use relays)'
+      : 'the ticket has no direct address' + (relay.relayOnly ? ' (and --relay-only ignores them)' : ''))
+  }
+  const v4 = direct.length === 0 || direct.some((a) => !a.startsWith('['))
+  const bind = one('--bind') ?? (v4 ? '127.0.0.1:0' : '[::1]:0')
+  if (!splitHostPort(bind)) usageError(`--bind: not IP:PORT: ${bind}`)
+  const ep = await bindEndpoint(null, bind, null, relay.url, relay.qadPort).catch((e) => finish('transport', `bind: ${rustCause(e)}`))
   const wantId = addr.id().toString()
+  const where = [...(dialRelay ? [`relay ${dialRelay}`] : []), ...direct].join(',')
 
   let conn = null
   try {
     const t0 = performance.now()
     let timer
-    const to = new Promise((_, rej) => { timer = setTimeout(() => rej(new Fail('timeout', `no handshake with ${direct.join(',')} within ${timeoutS} s`)), timeoutS * 1000) })
-    conn = await Promise.race([ep.connect(new EndpointAddr(addr.id(), null, direct), bytesOf(alpn)), to])
+    const to = new Promise((_, rej) => { timer = setTimeout(() => rej(new Fail('timeout', `no handshake with ${where} within ${timeoutS} s`)), timeoutS * 1000) })
+    conn = await Promise.race([ep.connect(new EndpointAddr(addr.id(), dialRelay, direct), bytesOf(alpn)), to])
       .catch((e) => { throw failFrom('connect', e) })
     clearTimeout(timer)
     out.connect_ms = Math.round((performance.now() - t0) * 1000) / 1000
@@ -480,9 +538,33 @@ async function connect() {
     if (out.remote !== wantId) throw new Fail('key-mismatch', `server id ${out.remote} != ticket id ${wantId}`)
     const gotAlpn = Buffer.from(conn.alpn()).toString()
     if (gotAlpn !== alpn) throw new Fail('alpn', `negotiated ${JSON.stringify(gotAlpn)}, offered ${JSON.stringify(alpn)}`)
-    const sel = conn.paths().find((p) => p.isSelected) || conn.paths()[0]
-    if (sel) out.path = `udp:${sel.remoteAddr}`
+    // The selected path over time (t_ms from the start of connect), polled: the binding's watch
+    // callbacks fire on a Rust thread and are not guaranteed to be delivered before exit.
+    const selected = () => {
+      const ps = conn.paths()
+      return ps.find((p) => p.isSelected) || ps[0]
+    }
+    let directWaiter = null
+    const notePath = () => {
+      const sel = selected()
+      const name = pathName(sel)
+      if (!name || name === out.path) return
+      out.path = name
+      const t = Math.round(performance.now() - t0)
+      out.paths.push({ t_ms: t, path: name })
+      if (out.started_relayed === null) out.started_relayed = !!sel.isRelay
+      if (sel.isIp && out.direct_after_ms === null) {
+        out.direct_after_ms = t
+        if (directWaiter) directWaiter()
+      }
+    }
+    notePath()
+    const pathPoll = setInterval(notePath, 20)
+    pathPoll.unref()
     out.rtt_ms = conn.rtt()
+    if (waitDirect > 0 && out.direct_after_ms === null) {
+      await Promise.race([new Promise((r) => { directWaiter = r }), sleep(waitDirect * 1000)])
+    }
 
     const checkAlive = (what) => {
       const r = conn.closeReason()
@@ -629,6 +711,14 @@ async function connect() {
       void receiver
       checkAlive('after the datagrams')
     }
+
+    // ---- --hold S: keep the connection (and the path watch) up a while longer
+    if (hold > 0) {
+      await sleep(hold * 1000)
+      checkAlive(`after --hold ${hold}`)
+    }
+    notePath()
+    out.rtt_ms = conn.rtt()
 
     // ---- close (give a server that closes after the last echo a moment to do so first)
     const peerClose = peerClosed ? conn.closeReason() : await Promise.race([conn.closed(), sleep(500).then(() => null)])

@@ -1,8 +1,8 @@
 #include "io/quic_endpoint.h"
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -17,8 +17,8 @@ using namespace std::chrono_literals;
 namespace {
 
 Instant steady_now() {
-  return Instant(std::chrono::duration_cast<Duration>(
-      std::chrono::steady_clock::now().time_since_epoch()));
+  return Instant(
+      std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now().time_since_epoch()));
 }
 
 std::chrono::steady_clock::time_point to_steady(Instant t) {
@@ -103,10 +103,7 @@ QuicError error_from_close(const quic::CloseReason& r) {
 
 QuicConnection::QuicConnection(std::shared_ptr<QuicEndpoint> endpoint,
                                quic::ConnectionHandle handle)
-    : endpoint_(std::move(endpoint)),
-      handle_(handle),
-      notifier_(endpoint_->io()),
-      remote_id_() {
+    : endpoint_(std::move(endpoint)), handle_(handle), notifier_(endpoint_->io()), remote_id_() {
   notifier_.expires_at(std::chrono::steady_clock::time_point::max());
 }
 
@@ -350,8 +347,10 @@ QuicEndpoint::QuicEndpoint(asio::io_context& io, const SecretKey& secret,
       options_(std::move(options)),
       socket_(std::move(socket)),
       timer_(io),
-      accept_notifier_(io) {
+      accept_notifier_(io),
+      relay_notifier_(io) {
   accept_notifier_.expires_at(std::chrono::steady_clock::time_point::max());
+  relay_notifier_.expires_at(std::chrono::steady_clock::time_point::max());
   quic::EndpointConfig cfg;
   cfg.alpns = options_.alpns;
   cfg.connection = options_.connection;
@@ -379,7 +378,10 @@ QuicEndpoint::QuicEndpoint(asio::io_context& io, const SecretKey& secret,
   send_buf_.resize(kMaxDatagram * std::max<std::size_t>(max_batch_, 1));
 }
 
-QuicEndpoint::~QuicEndpoint() = default;
+QuicEndpoint::~QuicEndpoint() {
+  // Relay clients keep themselves alive while they have work: stop them with us.
+  for (auto& [url, relay] : relays_) relay->close();
+}
 
 Instant QuicEndpoint::now() const { return steady_now(); }
 SocketAddr QuicEndpoint::local_addr() const { return socket_.local_addr(); }
@@ -402,7 +404,120 @@ EndpointAddr QuicEndpoint::addr() const {
   EndpointAddr out;
   out.id = id();
   out.addrs.insert(TransportAddr(a));
+  if (options_.relay) out.addrs.insert(TransportAddr(*options_.relay));
   return out;
+}
+
+// ---- relays ---------------------------------------------------------------------------------
+
+namespace {
+// iroh's RelayMappedAddr range (spec §5.5): fd15:70a:510b:1::/64, fixed port 12345. Our host bits
+// are a counter; the addresses are internal path handles only.
+constexpr std::uint8_t kRelayPrefix[8] = {0xfd, 0x15, 0x07, 0x0a, 0x51, 0x0b, 0x00, 0x01};
+constexpr std::uint16_t kRelayPort = 12345;
+}  // namespace
+
+bool QuicEndpoint::is_relay_path(const SocketAddr& remote) const {
+  return relay_paths_.count(remote) != 0;
+}
+
+std::string QuicEndpoint::describe_path(const SocketAddr& remote) const {
+  auto it = relay_paths_.find(remote);
+  if (it != relay_paths_.end()) return "relay:" + it->second.url.str();
+  return "udp:" + remote.to_string();
+}
+
+SocketAddr QuicEndpoint::relay_path_addr(const RelayUrl& url, const EndpointId& peer) {
+  auto key = std::make_pair(url, peer);
+  auto it = relay_path_addrs_.find(key);
+  if (it != relay_path_addrs_.end()) return it->second;
+  ByteArray<16> ip{};
+  std::copy(std::begin(kRelayPrefix), std::end(kRelayPrefix), ip.begin());
+  std::uint64_t n = next_relay_path_++;
+  for (int i = 15; i >= 8; --i, n >>= 8) ip[i] = static_cast<std::uint8_t>(n);
+  auto addr = SocketAddr::v6(ip, kRelayPort);
+  relay_path_addrs_.emplace(key, addr);
+  relay_paths_.emplace(addr, RelayPath{url, peer});
+  return addr;
+}
+
+RelayClient* QuicEndpoint::relay_for(const RelayUrl& url) {
+  auto it = relays_.find(url);
+  if (it != relays_.end()) return it->second.get();
+  auto client = RelayClient::start(io_, secret_, url, options_.relay_client);
+  if (!client) return nullptr;
+  // Weak: the endpoint owns its relay clients, whose callbacks must not keep it alive.
+  std::weak_ptr<QuicEndpoint> weak = weak_from_this();
+  (*client)->on_receive([weak, url](RelayDatagram d) {
+    if (auto self = weak.lock()) self->on_relay_datagram(url, std::move(d));
+  });
+  const bool home = options_.relay && *options_.relay == url;
+  (*client)->on_event([weak, home](const relay::ClientEvent&) {
+    auto self = weak.lock();
+    if (self && home) self->relay_notifier_.cancel();
+  });
+  auto* raw = client->get();
+  relays_.emplace(url, std::move(client).value());
+  return raw;
+}
+
+std::shared_ptr<RelayClient> QuicEndpoint::home_relay_client() const {
+  if (!options_.relay) return nullptr;
+  auto it = relays_.find(*options_.relay);
+  return it == relays_.end() ? nullptr : it->second;
+}
+
+void QuicEndpoint::on_relay_datagram(const RelayUrl& url, RelayDatagram d) {
+  if (closed_) return;
+  const SocketAddr from = relay_path_addr(url, d.src);
+  const Instant t = now();
+  // A relayed batch carries segment_size-strided datagrams (the last one may be shorter).
+  const std::size_t stride = d.segment_size && *d.segment_size ? *d.segment_size : d.data.size();
+  for (std::size_t off = 0; off < d.data.size(); off += stride) {
+    const std::size_t len = std::min(stride, d.data.size() - off);
+    core_->handle_datagram(t, from, std::span<std::uint8_t>(d.data.data() + off, len), d.ecn);
+  }
+  dispatch_events();
+  flush();
+}
+
+void QuicEndpoint::send_via_relay(const SocketAddr& dest, std::uint8_t ecn, ByteView data,
+                                  std::size_t segment_size) {
+  auto it = relay_paths_.find(dest);
+  if (it == relay_paths_.end()) return;
+  auto* relay = relay_for(it->second.url);
+  if (!relay) return;
+  // A GSO batch travels as one relay datagram with its segment size (iroh does the same): one
+  // WebSocket message instead of one per QUIC packet, which is what bounds relay throughput.
+  if (data.size() > segment_size) {
+    relay->send(it->second.peer, data, ecn, static_cast<std::uint16_t>(segment_size));
+  } else {
+    relay->send(it->second.peer, data, ecn);
+  }
+}
+
+awaitable<bool> QuicEndpoint::relay_ready(Duration limit) {
+  auto client = home_relay_client();
+  if (!client) co_return false;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const auto st = client->state();
+    if (st == relay::ClientState::Connected) co_return true;
+    if (st == relay::ClientState::Denied || st == relay::ClientState::Closed || closed_) {
+      co_return false;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) co_return false;
+    // Wake on the next relay event, or at the deadline.
+    asio::steady_timer guard(io_);
+    guard.expires_at(deadline);
+    guard.async_wait([this](boost::system::error_code ec) {
+      if (!ec) relay_notifier_.cancel();
+    });
+    boost::system::error_code ec;
+    co_await relay_notifier_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    guard.cancel();
+    relay_notifier_.expires_at(std::chrono::steady_clock::time_point::max());
+  }
 }
 
 quic::QlogSink QuicEndpoint::make_qlog(quic::Role role, ByteView odcid) {
@@ -416,7 +531,8 @@ quic::QlogSink QuicEndpoint::make_qlog(quic::Role role, ByteView odcid) {
         << R"("trace":{"vantage_point":{"type":")"
         << (role == quic::Role::kClient ? "client" : "server")
         << R"("},"common_fields":{"group_id":")" << to_hex(odcid)
-        << R"(","time_format":"relative","reference_time":0}}})" << "\n";
+        << R"(","time_format":"relative","reference_time":0}}})"
+        << "\n";
   auto count = std::make_shared<std::uint64_t>(0);
   return [file, reference, count](const quic::QlogEvent& ev) {
     char t[32];
@@ -431,6 +547,7 @@ quic::QlogSink QuicEndpoint::make_qlog(quic::Role role, ByteView odcid) {
 void QuicEndpoint::start() {
   receive_loop();
   arm_timer();
+  if (options_.relay) relay_for(*options_.relay);
 }
 
 void QuicEndpoint::receive_loop() {
@@ -471,6 +588,12 @@ void QuicEndpoint::flush() {
   for (int i = 0; i < 256; ++i) {
     auto t = core_->poll_transmit(now(), send_buf_, max_batch_);
     if (!t) break;
+    if (!relay_paths_.empty() && is_relay_path(t->dest)) {
+      send_via_relay(t->dest, t->ecn, ByteView(send_buf_.data(), t->size),
+                     t->segment_size ? t->segment_size : t->size);
+      if (i == 255) kick();
+      continue;
+    }
     auto sent = socket_.send(t->dest, t->ecn, std::span(send_buf_.data(), t->size),
                              t->segment_size ? t->segment_size : t->size);
     if (!sent) continue;  // e.g. unreachable destination: QUIC recovers or times out
@@ -486,8 +609,8 @@ void QuicEndpoint::flush() {
         self->send_blocked_ = false;
         std::size_t off = 0;
         while (off < rest->size()) {
-          auto n = self->socket_.send(dest, ecn, std::span(rest->data() + off, rest->size() - off),
-                                      seg);
+          auto n =
+              self->socket_.send(dest, ecn, std::span(rest->data() + off, rest->size() - off), seg);
           if (!n || *n == 0) break;
           off += *n;
         }
@@ -582,9 +705,17 @@ awaitable<QuicResult<std::shared_ptr<QuicConnection>>> QuicEndpoint::connect(
     }
   }
   if (!remote) {
+    // No direct address we can use: go through the peer's relay (any relay it named).
+    auto relays = addr.relay_urls();
+    if (!relays.empty() && relay_for(relays.front())) {
+      remote = relay_path_addr(relays.front(), addr.id);
+    }
+  }
+  if (!remote) {
     co_return QuicError{ErrorKind::kUnreachable,
                         std::string("the address has no ") + (v4 ? "IPv4" : "IPv6") +
-                            " address to dial from " + local_addr().to_string(),
+                            " address to dial from " + local_addr().to_string() +
+                            " and no usable relay URL",
                         std::nullopt};
   }
   auto h = core_->connect(now(), *remote, addr.id, std::move(alpn));
@@ -634,7 +765,9 @@ void QuicEndpoint::close() {
   closed_ = true;
   timer_.cancel();
   accept_notifier_.cancel();
+  relay_notifier_.cancel();
   socket_.close();
+  for (auto& [url, relay] : relays_) relay->close();
   // Queued incoming connections hold the endpoint (QuicConnection keeps a shared_ptr to it):
   // drop them so a closed endpoint and its connections can be freed.
   pending_incoming_.clear();

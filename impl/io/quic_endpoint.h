@@ -20,21 +20,22 @@
 // coroutines per connection this serves.
 #pragma once
 
-#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without including it
-
 #include <boost/asio.hpp>
 #include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without including it
 #include <vector>
 
 #include "base/endpoint_addr.h"
 #include "base/key.h"
 #include "base/random.h"
+#include "base/relay_url.h"
 #include "base/result.h"
 #include "base/socket_addr.h"
+#include "io/relay_client.h"
 #include "io/udp_socket.h"
 #include "quic/endpoint.h"
 
@@ -102,6 +103,7 @@ class QuicConnection {
 
   EndpointId remote_id() const;
   std::string alpn() const;
+  const std::shared_ptr<QuicEndpoint>& endpoint() const { return endpoint_; }
   quic::ConnectionStats stats() const;
   bool is_closed() const;
   std::optional<quic::CloseReason> close_reason() const;
@@ -132,6 +134,10 @@ struct QuicEndpointOptions {
   // connection.keylog is set.
   bool gso = true;
   bool gro = true;
+  // Home relay (spec §6): connected at bind; peers that know only our id and this URL reach us
+  // through it. Relays named by the peers we dial are connected on demand.
+  std::optional<RelayUrl> relay;
+  RelayClientOptions relay_client;  // token, CA file, timeouts (for every relay)
 };
 
 class QuicEndpoint : public std::enable_shared_from_this<QuicEndpoint> {
@@ -148,9 +154,23 @@ class QuicEndpoint : public std::enable_shared_from_this<QuicEndpoint> {
   EndpointAddr addr() const;
   const UdpCapabilities& capabilities() const;
 
-  // Dials `addr` (its first IP address of our socket's family), waits for the handshake.
+  // Dials `addr`, waits for the handshake: its first IP address of our socket's family, or, when
+  // it has none, its relay URL (through that relay, which is connected on demand).
   awaitable<QuicResult<std::shared_ptr<QuicConnection>>> connect(const EndpointAddr& addr,
                                                                  std::string alpn);
+
+  // Relays. A relayed path is, to the QUIC engine, an ordinary remote address: an internal IPv6
+  // address (fd15:70a:510b:1::/64, port 12345, as iroh maps them) standing for "peer P through
+  // relay R". It never leaves the process.
+  const std::optional<RelayUrl>& home_relay() const { return options_.relay; }
+  // Waits until the home relay has authenticated us (true), or `limit` passed, the relay denied
+  // us, or there is no home relay (false).
+  awaitable<bool> relay_ready(Duration limit);
+  // The home relay's client (nullptr without one): state, metrics, denial reason.
+  std::shared_ptr<RelayClient> home_relay_client() const;
+  bool is_relay_path(const SocketAddr& remote) const;
+  // "udp:IP:PORT" for a direct path, "relay:URL" for a relayed one.
+  std::string describe_path(const SocketAddr& remote) const;
   // The next incoming connection whose handshake completed; nullptr once the endpoint closed.
   awaitable<std::shared_ptr<QuicConnection>> accept();
 
@@ -175,6 +195,12 @@ class QuicEndpoint : public std::enable_shared_from_this<QuicEndpoint> {
   void arm_timer();
   void dispatch_events();
   quic::QlogSink make_qlog(quic::Role role, ByteView odcid);
+  // Relays: the client for `url` (started on first use), and the mapped path addresses.
+  RelayClient* relay_for(const RelayUrl& url);
+  SocketAddr relay_path_addr(const RelayUrl& url, const EndpointId& peer);
+  void on_relay_datagram(const RelayUrl& url, RelayDatagram d);
+  void send_via_relay(const SocketAddr& dest, std::uint8_t ecn, ByteView data,
+                      std::size_t segment_size);
 
   boost::asio::io_context& io_;
   SecretKey secret_;
@@ -195,6 +221,16 @@ class QuicEndpoint : public std::enable_shared_from_this<QuicEndpoint> {
   // Incoming connections waiting for accept() (handshake not necessarily complete yet).
   std::deque<std::shared_ptr<QuicConnection>> pending_incoming_;
   std::deque<std::shared_ptr<QuicConnection>> ready_incoming_;
+  // Relays by URL, and the relayed paths both ways.
+  std::map<RelayUrl, std::shared_ptr<RelayClient>> relays_;
+  struct RelayPath {
+    RelayUrl url;
+    EndpointId peer;
+  };
+  std::map<SocketAddr, RelayPath> relay_paths_;
+  std::map<std::pair<RelayUrl, EndpointId>, SocketAddr> relay_path_addrs_;
+  std::uint64_t next_relay_path_ = 1;
+  boost::asio::steady_timer relay_notifier_;  // cancelled on every home relay event
 };
 
 }  // namespace iroh::io

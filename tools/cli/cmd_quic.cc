@@ -1,12 +1,12 @@
 // irohlab listen / connect: the peer CLI contract of docs/PEER_CLI.md on our QUIC engine.
-#include <algorithm>
-#include <array>
-#include <cstring>
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -47,7 +47,8 @@ void fill_pattern(std::uint8_t* out, std::size_t n, std::uint64_t offset, std::u
   static const std::vector<std::uint8_t> table = [] {
     std::vector<std::uint8_t> t(256 * kBlock);
     for (std::size_t a = 0; a < 256; ++a) {
-      for (std::size_t j = 0; j < kBlock; ++j) t[a * kBlock + j] = static_cast<std::uint8_t>(j * 131 + a);
+      for (std::size_t j = 0; j < kBlock; ++j)
+        t[a * kBlock + j] = static_cast<std::uint8_t>(j * 131 + a);
     }
     return t;
   }();
@@ -91,9 +92,7 @@ std::string close_by(const iroh::quic::CloseReason& r) {
   return "local";
 }
 
-void emit(const nlohmann::json& j) {
-  std::cout << j.dump() << "\n" << std::flush;
-}
+void emit(const nlohmann::json& j) { std::cout << j.dump() << "\n" << std::flush; }
 
 iroh::quic::ConnectionConfig connection_config(double handshake_timeout_s) {
   iroh::quic::ConnectionConfig c;
@@ -114,7 +113,20 @@ struct ListenOptions {
   std::string close_reason = "bye";
   std::string qlog;
   bool retry = false;
+  std::string relay;  // home relay URL
+  bool relay_only = false;
+  std::string relay_ca;
 };
+
+// --relay URL / --relay-ca FILE into endpoint options (shared by listen and connect).
+void apply_relay_flags(iroh::io::QuicEndpointOptions& eo, const std::string& relay,
+                       const std::string& relay_ca) {
+  if (relay.empty()) return;
+  auto url = iroh::RelayUrl::parse(relay);
+  if (!url) throw UsageError("--relay: " + url.error().message);
+  eo.relay = *url;
+  eo.relay_client.ca_file = relay_ca;
+}
 
 awaitable<void> serve_bi(std::shared_ptr<QuicConnection> conn, std::uint64_t id,
                          const ListenOptions& o, bool first, std::shared_ptr<bool> closing) {
@@ -122,7 +134,8 @@ awaitable<void> serve_bi(std::shared_ptr<QuicConnection> conn, std::uint64_t id,
   if (o.source) {
     Bytes out(kChunk);
     for (std::uint64_t off = 0; off < *o.source;) {
-      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, *o.source - off));
+      const std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, *o.source - off));
       fill_pattern(out.data(), n, off, 0);
       if (!(co_await conn->write_all(id, ByteView(out).first(n)))) co_return;
       off += n;
@@ -137,7 +150,8 @@ awaitable<void> serve_bi(std::shared_ptr<QuicConnection> conn, std::uint64_t id,
       auto r = co_await conn->read(id, buf);
       if (!r) {
         if (!conn->is_closed()) {
-          emit({{"event", "stream_error"}, {"remote", conn->remote_id().to_hex()},
+          emit({{"event", "stream_error"},
+                {"remote", conn->remote_id().to_hex()},
                 {"message", r.error().message}});
         }
         co_return;
@@ -174,7 +188,10 @@ awaitable<void> serve_uni(std::shared_ptr<QuicConnection> conn, std::uint64_t id
 
 awaitable<void> serve_connection(std::shared_ptr<QuicConnection> conn, const ListenOptions& o) {
   auto ex = co_await asio::this_coro::executor;
-  emit({{"event", "accepted"}, {"remote", conn->remote_id().to_hex()}, {"alpn", conn->alpn()}});
+  emit({{"event", "accepted"},
+        {"remote", conn->remote_id().to_hex()},
+        {"alpn", conn->alpn()},
+        {"path", conn->endpoint()->describe_path(conn->stats().path.remote)}});
   auto closing = std::make_shared<bool>(false);
   asio::co_spawn(
       ex,
@@ -186,8 +203,7 @@ awaitable<void> serve_connection(std::shared_ptr<QuicConnection> conn, const Lis
           // The executor first: GCC 12 mishandles a co_await inside the argument list
           // that also builds a temporary (the lambda/awaitable) — see cmd_bench history.
           auto spawn_ex = co_await asio::this_coro::executor;
-          asio::co_spawn(spawn_ex, serve_bi(conn, *id, o, first, closing),
-                         asio::detached);
+          asio::co_spawn(spawn_ex, serve_bi(conn, *id, o, first, closing), asio::detached);
           first = false;
         }
       },
@@ -202,8 +218,7 @@ awaitable<void> serve_connection(std::shared_ptr<QuicConnection> conn, const Lis
             // The executor first: GCC 12 mishandles a co_await inside the argument list
             // that also builds a temporary (the lambda/awaitable) — see cmd_bench history.
             auto spawn_ex = co_await asio::this_coro::executor;
-            asio::co_spawn(spawn_ex, serve_uni(conn, *id),
-                           asio::detached);
+            asio::co_spawn(spawn_ex, serve_uni(conn, *id), asio::detached);
           }
         },
         asio::detached);
@@ -236,17 +251,43 @@ int run_listen(const ListenOptions& o) {
   eo.connection = connection_config(10);
   eo.qlog_dir = o.qlog;
   eo.retry = o.retry;
+  apply_relay_flags(eo, o.relay, o.relay_ca);
   auto ep = QuicEndpoint::bind(io, secret, eo);
   if (!ep) throw UsageError(ep.error().message);
   auto endpoint = *ep;
-  std::cout << iroh::encode_ticket(endpoint->addr()) << "\n" << std::flush;
+  // With a relay, the ticket is only useful once the relay knows us: wait (bounded) for it.
+  int rc = 0;
+  asio::co_spawn(
+      io,
+      [endpoint, &o, &rc, &io]() -> awaitable<void> {
+        if (endpoint->home_relay()) {
+          const bool ready = co_await endpoint->relay_ready(std::chrono::seconds(10));
+          if (!ready) {
+            auto client = endpoint->home_relay_client();
+            std::string why = "not reachable within 10 s";
+            if (client && client->denial_reason()) why = "denied us: " + *client->denial_reason();
+            std::cerr << "irohlab: error: unreachable: relay " << o.relay << " " << why << "\n";
+            rc = 1;
+            endpoint->close();
+            io.stop();
+            co_return;
+          }
+        }
+        auto addr = endpoint->addr();
+        if (o.relay_only) {
+          std::erase_if(addr.addrs, [](const iroh::TransportAddr& a) {
+            return !std::holds_alternative<iroh::RelayUrl>(a);
+          });
+        }
+        std::cout << iroh::encode_ticket(addr) << "\n" << std::flush;
+      },
+      asio::detached);
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
     asio::co_spawn(
-        io,
-        [endpoint]() -> awaitable<void> { co_await endpoint->shutdown(0, "shutdown"); },
+        io, [endpoint]() -> awaitable<void> { co_await endpoint->shutdown(0, "shutdown"); },
         [&io](std::exception_ptr) { io.stop(); });
   });
   asio::co_spawn(
@@ -258,12 +299,12 @@ int run_listen(const ListenOptions& o) {
           // The executor first: GCC 12 mishandles a co_await inside the argument list
           // that also builds a temporary (the lambda/awaitable) — see cmd_bench history.
           auto spawn_ex = co_await asio::this_coro::executor;
-          asio::co_spawn(spawn_ex, serve_connection(conn, o),
-                         asio::detached);
+          asio::co_spawn(spawn_ex, serve_connection(conn, o), asio::detached);
         }
       },
       asio::detached);
   io.run();
+  if (rc != 0) return rc;
   // Let the per-connection coroutines print their `closed` events for the shutdown.
   io.restart();
   io.run_for(100ms);
@@ -289,6 +330,12 @@ struct ConnectOptions {
   double timeout = 10;
   bool json = false;
   std::string qlog;
+  std::string relay;  // our home relay; enables dialing through the ticket's relay
+  bool relay_only = false;
+  std::string relay_ca;
+  std::string bind;
+  double wait_direct = 0;
+  double hold = 0;
 };
 
 struct ConnectReport {
@@ -299,6 +346,10 @@ struct ConnectReport {
   double seconds = 0, connect_ms = 0, rtt_ms = 0;
   std::optional<iroh::quic::CloseReason> closed_by_peer;
   iroh::quic::ConnectionStats stats;
+  // The selected path over time (ms since the start of connect).
+  std::optional<bool> started_relayed;
+  std::optional<double> direct_after_ms;
+  std::vector<std::pair<double, std::string>> paths;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -344,24 +395,24 @@ awaitable<iroh::io::QuicResult<void>> run_stream(std::shared_ptr<QuicConnection>
     if (!r) co_return r.error();
     if (o.echo) {
       if (got + r->bytes > total) {
-        co_return iroh::io::QuicError{iroh::io::ErrorKind::kTransport,
-                                      "echo-mismatch: stream " + std::to_string(k) +
-                                          " echoed more than was sent",
-                                      std::nullopt};
+        co_return iroh::io::QuicError{
+            iroh::io::ErrorKind::kTransport,
+            "echo-mismatch: stream " + std::to_string(k) + " echoed more than was sent",
+            std::nullopt};
       }
       if (payload) {
         std::memcpy(expect.data(), payload->data() + got, r->bytes);
       } else {
         fill_pattern(expect.data(), r->bytes, got, k);
       }
-      for (std::size_t j = 0; j < r->bytes && std::memcmp(buf.data(), expect.data(), r->bytes) != 0; ++j) {
+      for (std::size_t j = 0; j < r->bytes && std::memcmp(buf.data(), expect.data(), r->bytes) != 0;
+           ++j) {
         const std::uint64_t pos = got + j;
         if (buf[j] != expect[j]) {
-          co_return iroh::io::QuicError{
-              iroh::io::ErrorKind::kTransport,
-              "echo-mismatch: stream " + std::to_string(k) + " differs at byte " +
-                  std::to_string(pos),
-              std::nullopt};
+          co_return iroh::io::QuicError{iroh::io::ErrorKind::kTransport,
+                                        "echo-mismatch: stream " + std::to_string(k) +
+                                            " differs at byte " + std::to_string(pos),
+                                        std::nullopt};
         }
       }
       rep.echoed += r->bytes;
@@ -382,8 +433,7 @@ awaitable<iroh::io::QuicResult<void>> run_stream(std::shared_ptr<QuicConnection>
 // --uni --echo: the server answers each uni stream with one of its own; identify stream k by its
 // first byte (pattern byte 0 of stream k is k) and verify.
 awaitable<iroh::io::QuicResult<void>> read_uni_echoes(std::shared_ptr<QuicConnection> conn,
-                                                      const ConnectOptions& o,
-                                                      ConnectReport& rep) {
+                                                      const ConnectOptions& o, ConnectReport& rep) {
   using R = iroh::io::QuicResult<void>;
   if (o.bytes == 0) co_return R{};
   Bytes buf(kChunk);
@@ -406,10 +456,9 @@ awaitable<iroh::io::QuicResult<void>> read_uni_echoes(std::shared_ptr<QuicConnec
     const std::uint64_t k = data[0];
     for (std::size_t i = 0; i < data.size(); ++i) {
       if (data[i] != pattern_byte(i, k)) {
-        co_return iroh::io::QuicError{iroh::io::ErrorKind::kTransport,
-                                      "echo-mismatch: uni echo differs at byte " +
-                                          std::to_string(i),
-                                      std::nullopt};
+        co_return iroh::io::QuicError{
+            iroh::io::ErrorKind::kTransport,
+            "echo-mismatch: uni echo differs at byte " + std::to_string(i), std::nullopt};
       }
     }
     rep.echoed += data.size();
@@ -448,7 +497,31 @@ awaitable<void> run_connect(std::shared_ptr<QuicEndpoint> ep, const iroh::Endpoi
   rep.connect_ms = seconds_since(t0) * 1000;
   rep.remote = conn->remote_id().to_hex();
   rep.alpn = conn->alpn();
-  if (o.idle > 0) co_await sleep_for(std::chrono::duration_cast<iroh::Duration>(std::chrono::duration<double>(o.idle)));
+  // Path bookkeeping: our engine has one path at a time (multipath is a later issue), so the
+  // path changes only by migration; sampled at the points the report cares about.
+  auto note_path = [&] {
+    const auto remote = conn->stats().path.remote;
+    const auto name = ep->describe_path(remote);
+    if (!rep.paths.empty() && rep.paths.back().second == name) return;
+    const double t = seconds_since(t0) * 1000;
+    rep.paths.emplace_back(t, name);
+    rep.path = name;
+    if (!rep.started_relayed) rep.started_relayed = ep->is_relay_path(remote);
+    if (!ep->is_relay_path(remote) && !rep.direct_after_ms) rep.direct_after_ms = t;
+  };
+  note_path();
+  if (o.wait_direct > 0 && !rep.direct_after_ms) {
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(o.wait_direct));
+    while (!rep.direct_after_ms && !conn->is_closed() && std::chrono::steady_clock::now() < until) {
+      co_await sleep_for(20ms);
+      note_path();
+    }
+  }
+  if (o.idle > 0)
+    co_await sleep_for(
+        std::chrono::duration_cast<iroh::Duration>(std::chrono::duration<double>(o.idle)));
 
   const auto t1 = std::chrono::steady_clock::now();
   auto ex = co_await asio::this_coro::executor;
@@ -497,8 +570,8 @@ awaitable<void> run_connect(std::shared_ptr<QuicEndpoint> ep, const iroh::Endpoi
             auto d = co_await conn->recv_datagram();
             if (!d) co_return;
             if (d->size() < 4) continue;
-            const std::uint32_t j = (std::uint32_t{(*d)[0]} << 24) | ((*d)[1] << 16) |
-                                    ((*d)[2] << 8) | (*d)[3];
+            const std::uint32_t j =
+                (std::uint32_t{(*d)[0]} << 24) | ((*d)[1] << 16) | ((*d)[2] << 8) | (*d)[3];
             auto it = sent.find(j);
             if (it != sent.end() && it->second == *d) {
               ++echoed;
@@ -525,17 +598,23 @@ awaitable<void> run_connect(std::shared_ptr<QuicEndpoint> ep, const iroh::Endpoi
       if (j % 16 == 15) co_await sleep_for(1ms);
     }
     const auto deadline = std::chrono::steady_clock::now() + 2s;
-    while (!first_error && echoed < rep.datagrams_sent && std::chrono::steady_clock::now() < deadline) {
+    while (!first_error && echoed < rep.datagrams_sent &&
+           std::chrono::steady_clock::now() < deadline) {
       co_await sleep_for(10ms);
     }
     receiving = false;
     rep.datagrams_echoed = echoed;
   }
   rep.seconds = seconds_since(t1);
+  if (!first_error && o.hold > 0) {
+    co_await sleep_for(
+        std::chrono::duration_cast<iroh::Duration>(std::chrono::duration<double>(o.hold)));
+    if (conn->is_closed()) first_error = iroh::io::error_from_close(*conn->close_reason());
+  }
+  note_path();
   const auto stats = conn->stats();
   rep.stats = stats;
   rep.rtt_ms = iroh::to_millis_f(stats.path.rtt);
-  rep.path = "udp:" + stats.path.remote.to_string();
   if (first_error) {
     fail(*first_error);
     if (auto r = conn->close_reason(); r && r->by_peer()) rep.closed_by_peer = *r;
@@ -558,7 +637,18 @@ awaitable<void> run_connect(std::shared_ptr<QuicEndpoint> ep, const iroh::Endpoi
 }
 
 int run_connect_cmd(const ConnectOptions& o) {
-  const auto addr = unwrap(iroh::decode_ticket(o.ticket));
+  auto addr = unwrap(iroh::decode_ticket(o.ticket));
+  // Without --relay only the ticket's direct addresses are dialed (docs/PEER_CLI.md); with
+  // --relay-only only its relay.
+  if (o.relay_only && o.relay.empty()) throw UsageError("--relay-only needs --relay URL");
+  std::erase_if(addr.addrs, [&](const iroh::TransportAddr& a) {
+    return std::holds_alternative<iroh::RelayUrl>(a) ? o.relay.empty() : o.relay_only;
+  });
+  if (addr.ip_addrs().empty() && addr.relay_urls().empty()) {
+    throw UsageError(o.relay.empty() ? "the ticket has no IP address to dial (pass --relay URL "
+                                       "to dial through its relay)"
+                                     : "the ticket has no address to dial");
+  }
   Bytes payload;
   if (o.use_stdin) {
     payload.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
@@ -568,19 +658,27 @@ int run_connect_cmd(const ConnectOptions& o) {
   iroh::io::QuicEndpointOptions eo;
   // Bind the family of the ticket's first IP address.
   const auto ips = addr.ip_addrs();
-  if (ips.empty()) throw UsageError("the ticket has no IP address to dial");
-  eo.bind = ips.front().is_v4() ? iroh::SocketAddr::v4({127, 0, 0, 1}, 0)
-                                : iroh::SocketAddr::v6(iroh::ByteArray<16>{0, 0, 0, 0, 0, 0, 0, 0,
-                                                                           0, 0, 0, 0, 0, 0, 0, 1},
-                                                       0);
-  // Not loopback? Bind the unspecified address of that family.
-  const auto& first = ips.front();
-  const bool loopback = first.is_v4() ? first.ip()[0] == 127
-                                      : (first.ip()[15] == 1 && std::all_of(first.ip().begin(), first.ip().begin() + 15, [](auto b) { return b == 0; }));
-  if (!loopback) {
-    eo.bind = first.is_v4() ? iroh::SocketAddr::v4({0, 0, 0, 0}, 0)
-                            : iroh::SocketAddr::v6(iroh::ByteArray<16>{}, 0);
+  if (!o.bind.empty()) {
+    eo.bind = unwrap(iroh::SocketAddr::parse(o.bind));
+  } else if (ips.empty()) {
+    eo.bind = iroh::SocketAddr::v4({0, 0, 0, 0}, 0);  // relay only: any local address
+  } else {
+    eo.bind = ips.front().is_v4()
+                  ? iroh::SocketAddr::v4({127, 0, 0, 1}, 0)
+                  : iroh::SocketAddr::v6(
+                        iroh::ByteArray<16>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 0);
+    // Not loopback? Bind the unspecified address of that family.
+    const auto& first = ips.front();
+    const bool loopback = first.is_v4() ? first.ip()[0] == 127
+                                        : (first.ip()[15] == 1 &&
+                                           std::all_of(first.ip().begin(), first.ip().begin() + 15,
+                                                       [](auto b) { return b == 0; }));
+    if (!loopback) {
+      eo.bind = first.is_v4() ? iroh::SocketAddr::v4({0, 0, 0, 0}, 0)
+                              : iroh::SocketAddr::v6(iroh::ByteArray<16>{}, 0);
+    }
   }
+  apply_relay_flags(eo, o.relay, o.relay_ca);
   eo.connection = connection_config(o.timeout);
   eo.qlog_dir = o.qlog;
   auto ep = QuicEndpoint::bind(io, secret, eo);
@@ -589,7 +687,8 @@ int run_connect_cmd(const ConnectOptions& o) {
   asio::co_spawn(io, run_connect(*ep, addr, o, o.use_stdin ? &payload : nullptr, rep),
                  [&io](std::exception_ptr) { io.stop(); });
   // The whole run is bounded (docs/PEER_CLI.md).
-  const auto bound = std::chrono::duration<double>(o.timeout + o.idle + 120);
+  const auto bound =
+      std::chrono::duration<double>(o.timeout + o.idle + o.wait_direct + o.hold + 120);
   io.run_for(std::chrono::duration_cast<std::chrono::steady_clock::duration>(bound));
   if (!rep.ok && rep.error_kind.empty()) {
     rep.error_kind = "timeout";
@@ -610,7 +709,13 @@ int run_connect_cmd(const ConnectOptions& o) {
     j["mb_per_s"] = rep.seconds > 0 ? static_cast<double>(rep.bytes) / rep.seconds / 1e6 : 0.0;
     j["connect_ms"] = rep.connect_ms;
     j["rtt_ms"] = rep.rtt_ms;
-    j["path"] = rep.path;
+    j["path"] = rep.path.empty() ? nlohmann::json(nullptr) : nlohmann::json(rep.path);
+    j["started_relayed"] =
+        rep.started_relayed ? nlohmann::json(*rep.started_relayed) : nlohmann::json(nullptr);
+    j["direct_after_ms"] =
+        rep.direct_after_ms ? nlohmann::json(*rep.direct_after_ms) : nlohmann::json(nullptr);
+    j["paths"] = nlohmann::json::array();
+    for (const auto& [t, name] : rep.paths) j["paths"].push_back({{"t_ms", t}, {"path", name}});
     j["datagrams_sent"] = rep.datagrams_sent;
     j["datagrams_echoed"] = rep.datagrams_echoed;
     if (rep.closed_by_peer) {
@@ -665,7 +770,15 @@ void register_quic_commands(CLI::App& app) {
     cmd->add_option("--close-reason", o->close_reason, "reason for --close-code (default bye)");
     cmd->add_option("--qlog", o->qlog, "write a qlog (JSON-SEQ) per connection into DIR");
     cmd->add_flag("--retry", o->retry, "validate client addresses with a Retry");
+    cmd->add_option("--relay", o->relay,
+                    "home relay URL: reachable through it; the ticket carries it");
+    cmd->add_flag("--relay-only", o->relay_only,
+                  "the ticket carries only the relay URL (connections start relayed)");
+    cmd->add_option("--relay-ca", o->relay_ca,
+                    "https relay: trust this PEM CA instead of the "
+                    "system roots");
     cmd->callback([o] {
+      if (o->relay_only && o->relay.empty()) throw UsageError("--relay-only needs --relay URL");
       if (o->bind.empty()) throw UsageError("--bind needs an address");
       const int rc = run_listen(*o);
       if (rc != 0) std::exit(rc);
@@ -674,8 +787,9 @@ void register_quic_commands(CLI::App& app) {
   {
     auto o = std::make_shared<ConnectOptions>();
     auto* cmd = app.add_subcommand(
-        "connect", "Dial an endpoint ticket over QUIC, send, optionally verify the echo, report "
-                   "(docs/PEER_CLI.md)");
+        "connect",
+        "Dial an endpoint ticket over QUIC, send, optionally verify the echo, report "
+        "(docs/PEER_CLI.md)");
     cmd->add_option("ticket", o->ticket, "endpoint ticket")->required();
     cmd->add_option("--alpn", o->alpn, "ALPN to offer")->required();
     cmd->add_option("--secret", o->secret, "32-byte ed25519 secret key, hex (default: random)");
@@ -697,6 +811,16 @@ void register_quic_commands(CLI::App& app) {
         ->check(CLI::Range(0.1, 600.0));
     cmd->add_flag("--json", o->json, "print one JSON object with the results");
     cmd->add_option("--qlog", o->qlog, "write a qlog (JSON-SEQ) per connection into DIR");
+    cmd->add_option("--relay", o->relay,
+                    "our home relay URL; allows dialing the ticket's relay when needed");
+    cmd->add_flag("--relay-only", o->relay_only, "dial only through the ticket's relay");
+    cmd->add_option("--relay-ca", o->relay_ca, "https relay: trust this PEM CA");
+    cmd->add_option("--bind", o->bind, "local UDP address (default: by the ticket's family)");
+    cmd->add_option("--wait-direct", o->wait_direct,
+                    "after the handshake, wait up to S seconds for a direct path")
+        ->check(CLI::Range(0.0, 600.0));
+    cmd->add_option("--hold", o->hold, "keep the connection S seconds after the transfer")
+        ->check(CLI::Range(0.0, 3600.0));
     cmd->callback([o] {
       const int rc = run_connect_cmd(*o);
       if (rc != 0) std::exit(rc);
