@@ -20,13 +20,16 @@
 // coroutines per connection this serves.
 #pragma once
 
+// clang-format off
+#include <utility>  // first: Boost 1.74's awaitable.hpp uses std::exchange without including it
+// clang-format on
+
 #include <boost/asio.hpp>
 #include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
-#include <utility>  // Boost 1.74's awaitable.hpp uses std::exchange without including it
 #include <vector>
 
 #include "base/endpoint_addr.h"
