@@ -13,8 +13,13 @@
 //       Exit 0 on success; 1 with ONE stderr line `rust_quic_peer: error: KIND: detail` (and
 //       {"ok":false,...} on stdout with --json); 2 on bad command-line input.
 //
-// Endpoints use presetMinimal with RelayMode.disabled(): no relay, no discovery, only the UDP
-// socket(s) of --bind (the client binds 127.0.0.1:0, or [::1]:0 for an IPv6-only ticket).
+// Relays and paths (docs/PEER_CLI.md "Relays and paths"): listen/connect [--relay URL
+// [--relay-only]] [--qad-port P] [--external-addr IP:PORT ...]; connect also [--bind IP:PORT]
+// [--wait-direct S] [--hold S] and reports path, started_relayed, direct_after_ms and paths.
+//
+// Endpoints use presetMinimal: no discovery; RelayMode.disabled() unless --relay names our one
+// relay; the UDP socket(s) of --bind (the client binds 127.0.0.1:0, or [::1]:0 for an IPv6-only
+// ticket, unless --bind).
 //
 // Implementation choices the contract leaves open:
 //   * echo server: a reader loop queues chunks and a writer loop drains them, so the echo streams
@@ -62,9 +67,9 @@ if (process.env.IROH_LOG) setLogLevel(process.env.IROH_LOG)
 // ------------------------------------------------------------------------------------------------
 const VALUE_OPTS = new Set(['--alpn', '--secret', '--bind', '--source', '--close-code', '--close-reason',
   '--bytes', '--streams', '--datagrams', '--datagram-size', '--idle', '--timeout', '--relay', '--qad-port',
-  '--wait-direct', '--hold'])
+  '--wait-direct', '--hold', '--external-addr'])
 const FLAG_OPTS = new Set(['--echo', '--sink', '--stdin', '--uni', '--json', '--relay-only'])
-const RELAY_OPTS = ['--relay', '--relay-only', '--qad-port']
+const RELAY_OPTS = ['--relay', '--relay-only', '--qad-port', '--external-addr']
 const LISTEN_OPTS = new Set(['--alpn', '--secret', '--bind', '--echo', '--sink', '--source', '--close-code',
   '--close-reason', ...RELAY_OPTS])
 const CONNECT_OPTS = new Set(['--alpn', '--bytes', '--stdin', '--echo', '--streams', '--uni', '--datagrams',
@@ -242,6 +247,16 @@ function relayOpts() {
   return { url, relayOnly, qadPort }
 }
 
+// --external-addr IP:PORT (repeatable): addresses we are known to be reachable at (e.g. a NAT
+// mapping learned out of band), added to the endpoint's hole-punching candidates exactly like
+// iroh's user-configured external addresses.
+async function addExternalAddrs(ep) {
+  for (const a of opts.multi['--external-addr'] || []) {
+    if (!splitHostPort(a)) usageError(`--external-addr: not IP:PORT: ${JSON.stringify(a)}`)
+    await ep.addExternalAddr(a)
+  }
+}
+
 // A path snapshot as the contract names it: "udp:IP:PORT" or "relay:URL".
 function pathName(p) {
   if (!p) return null
@@ -278,6 +293,7 @@ async function listen() {
   let ep
   try {
     ep = await bindEndpoint(alpns, bind, secret, relay.url, relay.qadPort)
+    await addExternalAddrs(ep)
   } catch (e) {
     process.stderr.write(`${PROG}: error: ${classify(rustMessage(e))}: bind ${bind}: ${rustCause(e)}\n`)
     process.exit(1)
@@ -522,6 +538,7 @@ async function connect() {
   const bind = one('--bind') ?? (v4 ? '127.0.0.1:0' : '[::1]:0')
   if (!splitHostPort(bind)) usageError(`--bind: not IP:PORT: ${bind}`)
   const ep = await bindEndpoint(null, bind, null, relay.url, relay.qadPort).catch((e) => finish('transport', `bind: ${rustCause(e)}`))
+  await addExternalAddrs(ep).catch((e) => finish('transport', `--external-addr: ${rustCause(e)}`))
   const wantId = addr.id().toString()
   const where = [...(dialRelay ? [`relay ${dialRelay}`] : []), ...direct].join(',')
 

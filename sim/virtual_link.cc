@@ -66,6 +66,11 @@ bool VirtualLink::send(Instant now, Bytes datagram, std::uint8_t ecn) {
         static_cast<std::int64_t>((bits_ns + profile_.rate_bps - 1) / profile_.rate_bps);
     wire_done = start + Duration(ns);
     link_free_at_ = wire_done;
+    if (profile_.duty_cycle > 0 && profile_.duty_cycle < 1) {
+      // The regulated silence after an airtime of `ns`: ns·(1/d − 1), e.g. 99·ns at d = 1 %.
+      const double off_ns = static_cast<double>(ns) * (1.0 / profile_.duty_cycle - 1.0);
+      link_free_at_ += Duration(static_cast<std::int64_t>(off_ns + 0.5));
+    }
     queue_.emplace_back(wire_done, size);
     queue_bytes_ += size;
   }

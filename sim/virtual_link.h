@@ -18,6 +18,9 @@
 //     before the end of serialization). Jitter can reorder datagrams by itself, as netem does.
 //  5. With probability `reorder` the datagram is held back an extra `reorder_delay` (reordered).
 //  6. With probability `duplicate` a second copy is delivered, with its own jitter (duplicated).
+// Duty cycle (radio regulation, e.g. LoRa's 1 % in EU868): with 0 < `duty_cycle` < 1 and a rate,
+// a datagram that occupied the link for T keeps the sender silent for T·(1/duty_cycle − 1)
+// afterwards (99·T at 1 %); later datagrams wait in the queue. Off (0 or ≥ 1) changes nothing.
 // Random draws are made only for features that are on (probability > 0), so a profile without
 // jitter or loss consumes no randomness.
 #pragma once
@@ -49,6 +52,7 @@ struct LinkProfile {
   Duration reorder_delay{0};
   double duplicate = 0;  // probability a datagram is delivered twice
   std::size_t mtu = 0;   // 0 = unlimited; larger datagrams are dropped
+  double duty_cycle = 0;  // fraction of time the sender may transmit; 0 or >= 1 = off
 };
 
 struct Delivered {

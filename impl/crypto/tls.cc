@@ -29,13 +29,17 @@
 //     alert is derived here (our callback's reason, else gnutls_error_to_alert()).
 #include "crypto/tls.h"
 
+#include <arpa/inet.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <sodium.h>
 
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <utility>
 
 namespace iroh::crypto {
@@ -48,6 +52,14 @@ constexpr const char* kPriority =
     "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"
     "-SIGN-ALL:+SIGN-EDDSA-ED25519:"
     "-CTYPE-ALL:+CTYPE-CLI-RAWPK:+CTYPE-SRV-RAWPK";
+
+// The WebPKI profile (relay QAD, spec §6.9): the same versions, ciphers and groups, X.509
+// certificates, and every signature scheme GnuTLS accepts by default (WebPKI chains use RSA,
+// RSA-PSS and ECDSA).
+constexpr const char* kX509Priority =
+    "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:"
+    "-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:"
+    "-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1";
 
 constexpr std::uint8_t kSpkiPrefix[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
                                           0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
@@ -117,7 +129,117 @@ std::string gnutls_reason(const char* what, int rv) {
   return std::string(what) + ": " + gnutls_strerror(rv) + " (" + std::to_string(rv) + ")";
 }
 
+// An IPv4 or IPv6 address literal (no brackets): its raw bytes, else nullopt (a DNS name).
+std::optional<Bytes> ip_literal_bytes(const std::string& name) {
+  unsigned char buf[16];
+  if (inet_pton(AF_INET, name.c_str(), buf) == 1) return Bytes(buf, buf + 4);
+  if (inet_pton(AF_INET6, name.c_str(), buf) == 1) return Bytes(buf, buf + 16);
+  return std::nullopt;
+}
+bool is_ip_literal(const std::string& name) { return ip_literal_bytes(name).has_value(); }
+
+// The alert for a failed X.509 verification, from GnuTLS's status bits (RFC 8446 §6.2).
+std::uint8_t x509_status_alert(unsigned status) {
+  if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA)) {
+    return tls_alert::kUnknownCa;
+  }
+  if (status & (GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED)) {
+    return tls_alert::kCertificateExpired;
+  }
+  if (status & GNUTLS_CERT_REVOKED) return tls_alert::kCertificateRevoked;
+  if (status & (GNUTLS_CERT_UNEXPECTED_OWNER | GNUTLS_CERT_PURPOSE_MISMATCH)) {
+    return tls_alert::kBadCertificate;
+  }
+  return tls_alert::kCertificateUnknown;
+}
+
+TlsError credentials_error(const std::string& what, int rv) {
+  return TlsError{tls_alert::kInternalError, gnutls_reason(what.c_str(), rv)};
+}
+
 }  // namespace
+
+// ---- X509Credentials -------------------------------------------------------------------------
+
+X509Credentials::~X509Credentials() {
+  if (cred_ != nullptr) {
+    gnutls_certificate_free_credentials(static_cast<gnutls_certificate_credentials_t>(cred_));
+  }
+}
+
+TlsResult<std::shared_ptr<const X509Credentials>> X509Credentials::server_from_pem(
+    std::string_view chain_pem, std::string_view key_pem) {
+  global_init();
+  gnutls_certificate_credentials_t cred = nullptr;
+  int rv = gnutls_certificate_allocate_credentials(&cred);
+  if (rv < 0) return credentials_error("gnutls_certificate_allocate_credentials", rv);
+  std::shared_ptr<const X509Credentials> out(new X509Credentials(cred, true));
+  const gnutls_datum_t c = datum(as_bytes(chain_pem));
+  const gnutls_datum_t k = datum(as_bytes(key_pem));
+  rv = gnutls_certificate_set_x509_key_mem(cred, &c, &k, GNUTLS_X509_FMT_PEM);
+  if (rv < 0) return credentials_error("certificate chain / private key (PEM)", rv);
+  return out;
+}
+
+namespace {
+TlsResult<std::string> read_text_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return TlsError{tls_alert::kInternalError, std::string("cannot read ") + what + " " + path};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+TlsResult<std::shared_ptr<const X509Credentials>> X509Credentials::server_from_files(
+    const std::string& chain_file, const std::string& key_file) {
+  auto chain = read_text_file(chain_file, "certificate file");
+  if (!chain) return chain.error();
+  auto key = read_text_file(key_file, "key file");
+  if (!key) return key.error();
+  auto r = server_from_pem(*chain, *key);
+  sodium_memzero(key->data(), key->size());
+  if (!r) {
+    return TlsError{r.error().alert, chain_file + " / " + key_file + ": " + r.error().message};
+  }
+  return r;
+}
+
+TlsResult<std::shared_ptr<const X509Credentials>> X509Credentials::client_trusting_pem(
+    std::string_view ca_pem) {
+  global_init();
+  gnutls_certificate_credentials_t cred = nullptr;
+  int rv = gnutls_certificate_allocate_credentials(&cred);
+  if (rv < 0) return credentials_error("gnutls_certificate_allocate_credentials", rv);
+  std::shared_ptr<const X509Credentials> out(new X509Credentials(cred, false));
+  const gnutls_datum_t ca = datum(as_bytes(ca_pem));
+  rv = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+  if (rv < 0) return credentials_error("CA certificates (PEM)", rv);
+  if (rv == 0) return TlsError{tls_alert::kInternalError, "no CA certificate in the PEM input"};
+  return out;
+}
+
+TlsResult<std::shared_ptr<const X509Credentials>> X509Credentials::client_trusting_file(
+    const std::string& ca_file) {
+  auto pem = read_text_file(ca_file, "CA file");
+  if (!pem) return pem.error();
+  auto r = client_trusting_pem(*pem);
+  if (!r) return TlsError{r.error().alert, ca_file + ": " + r.error().message};
+  return r;
+}
+
+TlsResult<std::shared_ptr<const X509Credentials>> X509Credentials::client_trusting_system() {
+  global_init();
+  gnutls_certificate_credentials_t cred = nullptr;
+  int rv = gnutls_certificate_allocate_credentials(&cred);
+  if (rv < 0) return credentials_error("gnutls_certificate_allocate_credentials", rv);
+  std::shared_ptr<const X509Credentials> out(new X509Credentials(cred, false));
+  rv = gnutls_certificate_set_x509_system_trust(cred);
+  if (rv < 0) return credentials_error("system trust store", rv);
+  if (rv == 0) return TlsError{tls_alert::kInternalError, "the system trust store is empty"};
+  return out;
+}
 
 Bytes ed25519_spki(const EndpointId& id) {
   Bytes out(std::begin(kSpkiPrefix), std::end(kSpkiPrefix));
@@ -139,7 +261,11 @@ Result<EndpointId> endpoint_id_from_spki(ByteView spki) {
 struct TlsSession::Impl {
   bool client = false;
   gnutls_session_t session = nullptr;
-  gnutls_certificate_credentials_t cred = nullptr;
+  gnutls_certificate_credentials_t cred = nullptr;  // owned (raw-public-key profile)
+  // WebPKI profile: shared credentials (not owned by cred) and the name the server must carry.
+  std::shared_ptr<const X509Credentials> x509;
+  std::string server_name;
+  bool server_verified = false;
   EndpointId expected_server;
   std::string client_alpn;
   std::vector<std::string> server_alpns;
@@ -213,6 +339,9 @@ struct TlsSession::Impl {
   }
 
   TlsResult<void> setup(const SecretKey& key);
+  TlsResult<void> setup_x509();
+  TlsResult<void> setup_common(unsigned extra_flags, const char* priority,
+                               gnutls_certificate_credentials_t credentials);
   TlsResult<void> receive(EncryptionLevel level, ByteView bytes);
   TlsResult<void> drive();
   TlsResult<void> on_complete();
@@ -228,6 +357,7 @@ struct TlsSession::Impl {
   static int tp_recv_cb(gnutls_session_t s, const unsigned char* data, std::size_t size);
   static int tp_send_cb(gnutls_session_t s, gnutls_buffer_t buf);
   static int verify_cb(gnutls_session_t s);
+  static int verify_x509_cb(gnutls_session_t s);
   static int post_client_hello_cb(gnutls_session_t s);
   static int keylog_cb(gnutls_session_t s, const char* label, const gnutls_datum_t* secret);
 };
@@ -332,6 +462,47 @@ int TlsSession::Impl::verify_cb(gnutls_session_t s) {
   return 0;
 }
 
+// WebPKI profile, client: runs after the server's CertificateVerify was checked. Verifies the
+// chain against the trust anchors, the name (DNS or IP SAN) and the TLS server purpose.
+int TlsSession::Impl::verify_x509_cb(gnutls_session_t s) {
+  Impl* self = of(s);
+  if (gnutls_certificate_type_get2(s, GNUTLS_CTYPE_PEERS) != GNUTLS_CRT_X509) {
+    return self->callback_fail(tls_alert::kUnsupportedCertificate,
+                               "server did not present an X.509 certificate");
+  }
+  const auto ip = ip_literal_bytes(self->server_name);
+  gnutls_typed_vdata_st data[2] = {};
+  if (ip) {
+    data[0].type = GNUTLS_DT_IP_ADDRESS;
+    data[0].data = const_cast<unsigned char*>(ip->data());
+    data[0].size = static_cast<unsigned>(ip->size());
+  } else {
+    data[0].type = GNUTLS_DT_DNS_HOSTNAME;
+    data[0].data = reinterpret_cast<unsigned char*>(self->server_name.data());
+  }
+  data[1].type = GNUTLS_DT_KEY_PURPOSE_OID;
+  data[1].data = reinterpret_cast<unsigned char*>(const_cast<char*>(GNUTLS_KP_TLS_WWW_SERVER));
+  unsigned status = 0;
+  const int rv = gnutls_certificate_verify_peers(s, data, 2, &status);
+  if (rv < 0) {
+    return self->callback_fail(tls_alert::kBadCertificate, gnutls_reason("server certificate", rv));
+  }
+  if (status != 0) {
+    gnutls_datum_t text{};
+    std::string why = "verification failed";
+    if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0) {
+      why.assign(reinterpret_cast<const char*>(text.data), text.size);
+      gnutls_free(text.data);
+      while (!why.empty() && (why.back() == ' ' || why.back() == '\n')) why.pop_back();
+    }
+    return self->callback_fail(
+        x509_status_alert(status),
+        "server certificate for '" + self->server_name + "' rejected: " + why);
+  }
+  self->server_verified = true;
+  return 0;
+}
+
 int TlsSession::Impl::post_client_hello_cb(gnutls_session_t s) {
   Impl* self = of(s);
   if (!self->peer_tp) {
@@ -374,10 +545,37 @@ TlsResult<void> TlsSession::Impl::setup(const SecretKey& key) {
   sodium_memzero(pkcs8.data(), pkcs8.size());
   if (rv < 0) return fail_gnutls("gnutls_certificate_set_rawpk_key_mem", rv);
   gnutls_certificate_set_verify_function(cred, &Impl::verify_cb);
+  if (auto r = setup_common(GNUTLS_ENABLE_RAWPK, kPriority, cred); !r) return r;
+  if (!client) {
+    gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
+  }
+  return {};
+}
 
-  const unsigned flags = (client ? GNUTLS_CLIENT : GNUTLS_SERVER) | GNUTLS_ENABLE_RAWPK |
+TlsResult<void> TlsSession::Impl::setup_x509() {
+  global_init();
+  auto* shared = static_cast<gnutls_certificate_credentials_t>(x509->gnutls_credentials());
+  if (auto r = setup_common(0, kX509Priority, shared); !r) return r;
+  if (client) {
+    // Per session (the shared credentials carry no callback): chain + name check.
+    gnutls_session_set_verify_function(session, &Impl::verify_x509_cb);
+    if (!is_ip_literal(server_name)) {
+      const int rv =
+          gnutls_server_name_set(session, GNUTLS_NAME_DNS, server_name.data(), server_name.size());
+      if (rv < 0) return fail_gnutls("gnutls_server_name_set", rv);
+    }
+  }
+  // Server: GnuTLS's default is not to request a client certificate.
+  return {};
+}
+
+// Everything both profiles share: the session in QUIC mode, the priority string, the callbacks,
+// the transport-parameter extension and ALPN.
+TlsResult<void> TlsSession::Impl::setup_common(unsigned extra_flags, const char* priority,
+                                               gnutls_certificate_credentials_t credentials) {
+  const unsigned flags = (client ? GNUTLS_CLIENT : GNUTLS_SERVER) | extra_flags |
                          GNUTLS_NO_END_OF_EARLY_DATA | GNUTLS_NO_TICKETS;
-  rv = gnutls_init(&session, flags);
+  int rv = gnutls_init(&session, flags);
   if (rv < 0) {
     session = nullptr;
     return fail_gnutls("gnutls_init", rv);
@@ -385,9 +583,9 @@ TlsResult<void> TlsSession::Impl::setup(const SecretKey& key) {
   gnutls_session_set_ptr(session, this);
 
   const char* err_pos = nullptr;
-  rv = gnutls_priority_set_direct(session, kPriority, &err_pos);
+  rv = gnutls_priority_set_direct(session, priority, &err_pos);
   if (rv < 0) return fail_gnutls("gnutls_priority_set_direct", rv);
-  rv = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred);
+  rv = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, credentials);
   if (rv < 0) return fail_gnutls("gnutls_credentials_set", rv);
 
   gnutls_handshake_set_secret_function(session, &Impl::secret_cb);
@@ -410,7 +608,6 @@ TlsResult<void> TlsSession::Impl::setup(const SecretKey& key) {
     rv = gnutls_alpn_set_protocols(session, protos.data(), static_cast<unsigned>(protos.size()),
                                    GNUTLS_ALPN_MANDATORY | GNUTLS_ALPN_SERVER_PRECEDENCE);
     if (rv < 0) return fail_gnutls("gnutls_alpn_set_protocols", rv);
-    gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
     gnutls_handshake_set_post_client_hello_function(session, &Impl::post_client_hello_cb);
   }
   // GnuTLS's default key-log function honours SSLKEYLOGFILE; ours replaces it only when the
@@ -420,7 +617,11 @@ TlsResult<void> TlsSession::Impl::setup(const SecretKey& key) {
 }
 
 TlsResult<void> TlsSession::Impl::on_complete() {
-  if (!peer_id) {
+  if (x509) {
+    if (client && !server_verified) {
+      return fail(TlsError{tls_alert::kBadCertificate, "server certificate was not verified"});
+    }
+  } else if (!peer_id) {
     return fail(TlsError{client ? tls_alert::kBadCertificate : tls_alert::kCertificateRequired,
                          std::string(client ? "server" : "client") +
                              " was not authenticated with a raw public key"});
@@ -548,7 +749,49 @@ TlsResult<TlsSession> TlsSession::server(const SecretKey& key, std::vector<std::
   return TlsSession(std::move(impl));
 }
 
+TlsResult<TlsSession> TlsSession::x509_client(std::shared_ptr<const X509Credentials> trust,
+                                              std::string server_name, std::string alpn,
+                                              Bytes local_transport_params) {
+  if (alpn.empty() || alpn.size() > 255) {
+    return TlsError{tls_alert::kInternalError, "client ALPN must be 1..255 bytes"};
+  }
+  if (!trust || trust->is_server()) {
+    return TlsError{tls_alert::kInternalError, "x509_client needs client trust credentials"};
+  }
+  if (server_name.empty()) return TlsError{tls_alert::kInternalError, "empty server name"};
+  auto impl = std::make_unique<Impl>();
+  impl->client = true;
+  impl->x509 = std::move(trust);
+  impl->server_name = std::move(server_name);
+  impl->client_alpn = std::move(alpn);
+  impl->local_tp = std::move(local_transport_params);
+  if (auto r = impl->setup_x509(); !r) return r.error();
+  return TlsSession(std::move(impl));
+}
+
+TlsResult<TlsSession> TlsSession::x509_server(std::shared_ptr<const X509Credentials> identity,
+                                              std::vector<std::string> alpns,
+                                              Bytes local_transport_params) {
+  if (alpns.empty()) return TlsError{tls_alert::kInternalError, "server needs at least one ALPN"};
+  for (const auto& a : alpns) {
+    if (a.empty() || a.size() > 255) {
+      return TlsError{tls_alert::kInternalError, "server ALPNs must be 1..255 bytes"};
+    }
+  }
+  if (!identity || !identity->is_server()) {
+    return TlsError{tls_alert::kInternalError, "x509_server needs a certificate and key"};
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->client = false;
+  impl->x509 = std::move(identity);
+  impl->server_alpns = std::move(alpns);
+  impl->local_tp = std::move(local_transport_params);
+  if (auto r = impl->setup_x509(); !r) return r.error();
+  return TlsSession(std::move(impl));
+}
+
 bool TlsSession::is_client() const { return impl_->client; }
+bool TlsSession::is_x509() const { return impl_->x509 != nullptr; }
 
 TlsResult<void> TlsSession::start() {
   if (impl_->error) return *impl_->error;
@@ -622,8 +865,8 @@ void warm_up() {
   // Every AEAD and hash the handshake can pick, through the same paths packets use.
   const Bytes dcid(8, 0x42);
   (void)derive_initial_keys(dcid);
-  for (auto alg : {AeadAlgorithm::kAes128Gcm, AeadAlgorithm::kAes256Gcm,
-                   AeadAlgorithm::kChaCha20Poly1305}) {
+  for (auto alg :
+       {AeadAlgorithm::kAes128Gcm, AeadAlgorithm::kAes256Gcm, AeadAlgorithm::kChaCha20Poly1305}) {
     const Bytes secret(alg == AeadAlgorithm::kAes256Gcm ? 48 : 32, 0x17);
     auto keys = PacketProtection::from_secret(alg, secret, EncryptionLevel::kOneRtt);
     if (!keys) continue;
@@ -642,8 +885,8 @@ void warm_up() {
   auto s = TlsSession::server(sk, {"warm-up"}, tp);
   if (!c || !s || !c->start()) return;
   for (int round = 0; round < 4; ++round) {
-    for (auto level : {EncryptionLevel::kInitial, EncryptionLevel::kHandshake,
-                       EncryptionLevel::kOneRtt}) {
+    for (auto level :
+         {EncryptionLevel::kInitial, EncryptionLevel::kHandshake, EncryptionLevel::kOneRtt}) {
       if (auto out = c->take_outgoing(level); !out.empty()) (void)s->provide_data(level, out);
       if (auto out = s->take_outgoing(level); !out.empty()) (void)c->provide_data(level, out);
     }

@@ -27,7 +27,16 @@
 // Out of scope for now: 0-RTT / session resumption (tickets the peer sends after the handshake are
 // accepted and ignored by GnuTLS), key updates (crypto::PacketProtection::next_generation).
 //
+// A second, separate profile exists for the relay's QUIC address discovery service (spec §6.9):
+// X.509 (WebPKI) certificates instead of raw public keys. The server presents a PEM certificate
+// chain and requests no client certificate; the client verifies the chain against trust anchors
+// (a CA PEM or the system store), checks the server name (DNS name or IP address, as rustls does
+// for IP-literal relay URLs) and sends SNI for DNS names only (RFC 6066 §3). Everything else
+// (TLS 1.3, QUIC mode, ALPN, transport parameters, level checks) is shared. The raw-public-key
+// profile is unchanged by it.
+//
 // Thread-safety: none; one session per connection, used from one thread at a time.
+// X509Credentials are immutable after creation and may be shared by sessions on one thread.
 #pragma once
 
 #include <cstdint>
@@ -53,6 +62,10 @@ inline constexpr std::uint8_t kUnexpectedMessage = 10;
 inline constexpr std::uint8_t kHandshakeFailure = 40;
 inline constexpr std::uint8_t kBadCertificate = 42;
 inline constexpr std::uint8_t kUnsupportedCertificate = 43;
+inline constexpr std::uint8_t kCertificateRevoked = 44;
+inline constexpr std::uint8_t kCertificateExpired = 45;
+inline constexpr std::uint8_t kCertificateUnknown = 46;
+inline constexpr std::uint8_t kUnknownCa = 48;
 inline constexpr std::uint8_t kDecodeError = 50;
 inline constexpr std::uint8_t kInternalError = 80;
 inline constexpr std::uint8_t kMissingExtension = 109;
@@ -103,6 +116,37 @@ using TlsEvent = std::variant<SecretEvent, PeerTransportParamsEvent, HandshakeCo
 using KeylogCallback =
     std::function<void(std::string_view label, ByteView client_random, ByteView secret)>;
 
+// X.509 material for the WebPKI profile, loaded once and shared by many sessions: either a
+// server identity (certificate chain + private key) or a client's trust anchors.
+class X509Credentials {
+ public:
+  // Server: a PEM certificate chain (leaf first) and the leaf's PEM private key.
+  static TlsResult<std::shared_ptr<const X509Credentials>> server_from_pem(
+      std::string_view chain_pem, std::string_view key_pem);
+  static TlsResult<std::shared_ptr<const X509Credentials>> server_from_files(
+      const std::string& chain_file, const std::string& key_file);
+  // Client: trust the CA certificates in PEM text / a PEM file (at least one), or the system
+  // store. Errors say which input was unusable.
+  static TlsResult<std::shared_ptr<const X509Credentials>> client_trusting_pem(
+      std::string_view ca_pem);
+  static TlsResult<std::shared_ptr<const X509Credentials>> client_trusting_file(
+      const std::string& ca_file);
+  static TlsResult<std::shared_ptr<const X509Credentials>> client_trusting_system();
+
+  ~X509Credentials();
+  X509Credentials(const X509Credentials&) = delete;
+  X509Credentials& operator=(const X509Credentials&) = delete;
+
+  bool is_server() const { return server_; }
+  // The gnutls_certificate_credentials_t (opaque here to keep GnuTLS out of this header).
+  void* gnutls_credentials() const { return cred_; }
+
+ private:
+  X509Credentials(void* cred, bool server) : cred_(cred), server_(server) {}
+  void* cred_;
+  bool server_;
+};
+
 class TlsSession {
  public:
   // A client that dials `expected_server`, offering exactly `alpn` and sending
@@ -115,6 +159,19 @@ class TlsSession {
   // that proves possession of an Ed25519 key.
   static TlsResult<TlsSession> server(const SecretKey& key, std::vector<std::string> alpns,
                                       Bytes local_transport_params);
+
+  // WebPKI profile (see the header comment). Client: verifies the server's chain against
+  // `trust` (client credentials) and that it names `server_name` — a DNS name, or an IPv4/IPv6
+  // literal (no brackets) matched against the certificate's IP SANs; failures are alerts
+  // unknown_ca (48), bad_certificate (42), certificate_expired (45) or certificate_unknown (46).
+  static TlsResult<TlsSession> x509_client(std::shared_ptr<const X509Credentials> trust,
+                                           std::string server_name, std::string alpn,
+                                           Bytes local_transport_params);
+  // Server: presents `identity` (server credentials), accepts any of `alpns`, asks for no client
+  // certificate.
+  static TlsResult<TlsSession> x509_server(std::shared_ptr<const X509Credentials> identity,
+                                           std::vector<std::string> alpns,
+                                           Bytes local_transport_params);
 
   // Movable (GnuTLS callbacks point at the heap-allocated Impl, never at this handle). A
   // moved-from session may only be destroyed or assigned to.
@@ -153,8 +210,11 @@ class TlsSession {
   // ALPN, cipher and peer id: at the latest when the handshake completes).
   const std::optional<Bytes>& peer_transport_params() const;
   const std::optional<std::string>& alpn() const;
-  const std::optional<EndpointId>& peer_id() const;
+  const std::optional<EndpointId>& peer_id() const;  // raw-public-key profile only
   std::optional<AeadAlgorithm> aead() const;
+  // WebPKI profile: this session uses X.509 certificates. For a client, handshake_complete()
+  // implies the server's chain and name were verified.
+  bool is_x509() const;
 
   // Installs an SSLKEYLOGFILE-style hook (call before start()/the first provide_data()). Without
   // one, GnuTLS's own default applies: it appends to $SSLKEYLOGFILE if that is set. An empty

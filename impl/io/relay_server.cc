@@ -22,6 +22,7 @@
 
 #include "base/text_encoding.h"
 #include "io/access_http_client.h"
+#include "io/qad_server.h"
 #include "relay/handshake.h"
 #include "relay/http_upgrade.h"
 
@@ -216,6 +217,7 @@ struct RelayServer::Impl {
   std::optional<ssl::context> tls;
   relay::ServerCore core;
   std::unique_ptr<AccessHttpClient> access_http;  // access mode http (spec §6.7)
+  std::unique_ptr<QadServer> qad;                 // QUIC address discovery (spec §6.9)
   IoMetrics io_metrics;
   tcp::acceptor acceptor;
   tcp::acceptor metrics_acceptor;
@@ -808,6 +810,14 @@ std::string RelayServer::Impl::render_metrics() const {
          "Clients closed because one write took longer than 2 s.",
          {{"", io_metrics.write_timeouts}});
   metric("disconnects_total", "counter", "WebSocket connections ended.", {{"", m.disconnects}});
+  if (qad) {
+    metric("qad_connections_total", "counter", "QUIC address discovery connections accepted.",
+           {{"", qad->connections()}});
+    metric("qad_connections", "gauge", "QUIC address discovery connections open now.",
+           {{"", qad->active()}});
+    metric("qad_observations_total", "counter", "OBSERVED_ADDRESS frames sent to QAD clients.",
+           {{"", qad->observations()}});
+  }
   return o.str();
 }
 
@@ -878,6 +888,7 @@ void RelayServer::Impl::begin_shutdown(std::string_view why) {
   core_timer.cancel();
   write_sweep.cancel();
   if (access_http) access_http->cancel_all();
+  if (qad) qad->close();
   // ... hard close for connections still in the HTTP phase.
   std::vector<std::shared_ptr<SessionBase>> pending;
   for (auto& [serial, weak] : all_sessions) {
@@ -965,6 +976,30 @@ Result<std::string> RelayServer::start() {
   if (!ep.ok()) return ep.error();
   s.url = std::string(want_tls ? "https://" : "http://") + host(*ep) + ":" +
           std::to_string(ep->port()) + "/";
+  if (o.qad_port) {
+    // QAD clients verify the relay's certificate (WebPKI); without one there is nothing to show.
+    if (!want_tls) {
+      return make_error(
+          "QUIC address discovery needs the relay's X.509 certificate: give --tls-cert and "
+          "--tls-key, or --qad-port 0 to turn it off");
+    }
+    auto identity = crypto::X509Credentials::server_from_files(o.tls_cert_file, o.tls_key_file);
+    if (!identity) return make_error("QAD certificate: " + identity.error().message);
+    const std::string ip = o.qad_bind_ip.empty() ? o.bind_ip : o.qad_bind_ip;
+    auto addr = SocketAddr::parse(ip.find(':') != std::string::npos
+                                      ? "[" + ip + "]:" + std::to_string(*o.qad_port)
+                                      : ip + ":" + std::to_string(*o.qad_port));
+    if (!addr) return make_error("--qad-bind: bad IP address " + ip);
+    auto qad = QadServer::start(s.ioc, QadServerOptions{*addr, *identity});
+    if (qad) {
+      s.qad = std::move(*qad);
+    } else if (o.qad_optional) {
+      s.log.log(LogLevel::Warn, "QUIC address discovery off",
+                {{"why", qad.error().message}, {"hint", "--qad-port P or 0"}});
+    } else {
+      return make_error(qad.error().message);
+    }
+  }
   if (o.metrics_ip) {
     auto mep = bind(s.metrics_acceptor, *o.metrics_ip, o.metrics_port, "--metrics");
     if (!mep.ok()) return mep.error();
@@ -972,6 +1007,11 @@ Result<std::string> RelayServer::start() {
     s.metrics_url_str = "http://" + host(*mep) + ":" + std::to_string(mep->port()) + "/metrics";
   }
   return s.url;
+}
+
+std::optional<std::string> RelayServer::qad_addr() const {
+  if (!impl_->qad) return std::nullopt;
+  return impl_->qad->local_addr().to_string();
 }
 
 std::optional<std::string> RelayServer::metrics_url() const {
@@ -988,7 +1028,9 @@ void RelayServer::run() {
     s.begin_shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
   });
   s.log.log(LogLevel::Info, "relay listening",
-            {{"url", s.url}, {"metrics", s.metrics_enabled ? s.metrics_url_str : "-"}});
+            {{"url", s.url},
+             {"metrics", s.metrics_enabled ? s.metrics_url_str : "-"},
+             {"qad", s.qad ? s.qad->local_addr().to_string() : "-"}});
   s.do_accept();
   s.sweep_writes();
   if (s.metrics_enabled) s.do_accept_metrics();

@@ -34,6 +34,13 @@ struct RelayServerOptions {
   // Both set → https:// (PEM files); both empty → plain http://.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // QUIC address discovery (spec §6.9) on UDP qad_bind_ip (empty: bind_ip) : qad_port (0: any
+  // free port); unset → off. Needs the TLS certificate: QAD clients verify it as WebPKI.
+  std::optional<std::uint16_t> qad_port;
+  std::string qad_bind_ip;
+  // The port was not asked for explicitly (the CLI's default 7842): if it cannot be bound, log a
+  // warning and run without QAD instead of failing start().
+  bool qad_optional = false;
   // Prometheus `GET /metrics` listener; unset → none.
   std::optional<std::string> metrics_ip;
   std::uint16_t metrics_port = 0;
@@ -57,6 +64,8 @@ class RelayServer {
   Result<std::string> start();
   // "http://IP:PORT/metrics" when a metrics listener is bound.
   std::optional<std::string> metrics_url() const;
+  // "IP:PORT" of the QAD service's UDP socket when it runs.
+  std::optional<std::string> qad_addr() const;
   // Serves until SIGINT / SIGTERM or stop(), then shuts down gracefully and returns.
   void run();
   // Thread-safe request for a graceful shutdown.

@@ -105,6 +105,7 @@ Bytes Connection::Impl::local_transport_params() const {
   p.initial_max_streams_bidi = config.max_concurrent_bidi_streams;
   p.initial_max_streams_uni = config.max_concurrent_uni_streams;
   p.active_connection_id_limit = detail::kActiveCidLimit;
+  p.observed_address = config.observed_address;
   if (config.max_datagram_frame_size > 0) {
     p.max_datagram_frame_size = config.max_datagram_frame_size;
   } else {
@@ -139,11 +140,21 @@ Result<void> Connection::Impl::install_initial_keys(const ConnectionId& dcid) {
 
 Result<void> Connection::Impl::init_tls(Instant now) {
   auto params = local_transport_params();
-  if (!config.secret_key) return make_error("connection config without a secret key");
-  crypto::TlsResult<crypto::TlsSession> session =
-      is_client() ? crypto::TlsSession::client(*config.secret_key, config.expected_server,
+  crypto::TlsResult<crypto::TlsSession> session = crypto::TlsError{};
+  if (config.x509) {
+    // The WebPKI profile (relay QAD, spec §6.9).
+    session = is_client() ? crypto::TlsSession::x509_client(config.x509->credentials,
+                                                            config.x509->server_name, config.alpn,
+                                                            std::move(params))
+                          : crypto::TlsSession::x509_server(config.x509->credentials, config.alpns,
+                                                            std::move(params));
+  } else {
+    if (!config.secret_key) return make_error("connection config without a secret key");
+    session = is_client()
+                  ? crypto::TlsSession::client(*config.secret_key, config.expected_server,
                                                config.alpn, std::move(params))
                   : crypto::TlsSession::server(*config.secret_key, config.alpns, std::move(params));
+  }
   if (!session) return make_error("TLS setup: " + session.error().message);
   tls.emplace(std::move(session).value());
   if (config.keylog) tls->set_keylog_callback(config.keylog);
@@ -177,8 +188,8 @@ Result<std::unique_ptr<Connection>> Connection::connect(ConnectionConfig config,
   if (auto r = impl->install_initial_keys(dcid); !r) return r.error();
   if (auto r = impl->init_tls(now); !r) return r.error();
   impl->qlog(now, "transport:connection_started",
-             "{\"src_cid\":\"" + to_hex(scid.view()) + "\",\"dst_cid\":\"" +
-                 to_hex(dcid.view()) + "\",\"dst\":\"" + remote.to_string() + "\"}");
+             "{\"src_cid\":\"" + to_hex(scid.view()) + "\",\"dst_cid\":\"" + to_hex(dcid.view()) +
+                 "\",\"dst\":\"" + remote.to_string() + "\"}");
   return std::unique_ptr<Connection>(new Connection(std::move(impl)));
 }
 
@@ -332,8 +343,7 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
     // its packets (with ever higher pns) still use the old keys (§6.5), so pn alone cannot tell.
     // (Fix: comparing with largest_rx dropped a whole RTT of the peer's packets after our update
     // and mistook them for a second update.)
-    if (prev_rx &&
-        (!phase_first_rx_pn || opened->header.packet_number < *phase_first_rx_pn)) {
+    if (prev_rx && (!phase_first_rx_pn || opened->header.packet_number < *phase_first_rx_pn)) {
       aead = &prev_rx->aead();
     } else {
       if (!next_rx) {
@@ -386,8 +396,8 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
     phase_ack_sent = false;
   }
   if (opened->header.reserved_bits != 0) {
-    close_with_error(now, quic_error(TransportError::kProtocolViolation,
-                                     "reserved header bits are not zero"));
+    close_with_error(
+        now, quic_error(TransportError::kProtocolViolation, "reserved header bits are not zero"));
     return;
   }
   ++stats.packets_received;
@@ -478,11 +488,27 @@ void Connection::Impl::migrate_to(Instant now, const SocketAddr& from) {
   p.challenge = data;
   p.challenge_pending = true;
   p.challenge_deadline = now + 3 * pto(p.app);
+  // QAD: the peer's address changed (NAT rebinding, migration): report the new one.
+  p.observed_address_sent = false;
+}
+
+bool Connection::Impl::sends_observed_address() const {
+  using R = AddressDiscoveryRole;
+  if (!config.observed_address || *config.observed_address == R::kReceiveOnly) return false;
+  if (!peer_params || !peer_params->observed_address) return false;
+  return *peer_params->observed_address != R::kSendOnly;
+}
+
+bool Connection::Impl::accepts_observed_address() const {
+  using R = AddressDiscoveryRole;
+  if (!config.observed_address || *config.observed_address == R::kSendOnly) return false;
+  if (!peer_params || !peer_params->observed_address) return false;
+  return *peer_params->observed_address != R::kReceiveOnly;
 }
 
 QuicResult<void> Connection::Impl::on_frames(Instant now, PacketSpace& sp, const SocketAddr& from,
-                                             ByteView payload, PacketKind kind,
-                                             bool& ack_eliciting, bool& non_probing) {
+                                             ByteView payload, PacketKind kind, bool& ack_eliciting,
+                                             bool& non_probing) {
   Reader reader(payload);
   if (payload.empty()) {
     return quic_error(TransportError::kProtocolViolation, "packet without frames");
@@ -537,8 +563,7 @@ QuicResult<StreamEntry*> Connection::Impl::stream_for_frame(std::uint64_t id, bo
     const std::uint64_t window = config.stream_receive_window;
     e.recv.emplace(window, std::max(window, config.max_stream_receive_window));
     if (!uni) {
-      const std::uint64_t limit =
-          peer_params ? peer_params->initial_max_stream_data_bidi_local : 0;
+      const std::uint64_t limit = peer_params ? peer_params->initial_max_stream_data_bidi_local : 0;
       e.send.emplace(limit, config.stream_send_buffer);
     }
     streams.emplace(sid, std::move(e));
@@ -636,8 +661,8 @@ QuicResult<void> Connection::Impl::on_frame(Instant now, PacketSpace& sp, const 
           const bool could = lim.can_open();
           lim.on_max_streams(fr.max);
           if (!could && lim.can_open()) {
-            events.push_back(event::StreamsAvailable{fr.bidi ? StreamDirection::kBidi
-                                                             : StreamDirection::kUni});
+            events.push_back(
+                event::StreamsAvailable{fr.bidi ? StreamDirection::kBidi : StreamDirection::kUni});
           }
           return {};
         } else if constexpr (std::is_same_v<T, DataBlocked> ||
@@ -763,13 +788,31 @@ QuicResult<void> Connection::Impl::on_frame(Instant now, PacketSpace& sp, const 
           return {};
         } else if constexpr (std::is_same_v<T, AckFrequency>) {
           // ack-frequency draft: honour the peer's request, bounded below by our min_ack_delay.
-          const auto delay = std::max<Duration>(
-              std::chrono::microseconds(fr.request_max_ack_delay), 1ms);
+          const auto delay =
+              std::max<Duration>(std::chrono::microseconds(fr.request_max_ack_delay), 1ms);
           path().app.acks.set_ack_frequency(fr.ack_eliciting_threshold, delay,
                                             fr.reordering_threshold);
           return {};
         } else if constexpr (std::is_same_v<T, ImmediateAck>) {
           sp.acks.set_immediate_ack_requested();
+          return {};
+        } else if constexpr (std::is_same_v<T, ObservedAddress>) {
+          // draft-ietf-quic-address-discovery: only a peer we allowed to report may send it.
+          if (!accepts_observed_address()) {
+            return quic_error(TransportError::kProtocolViolation,
+                              "OBSERVED_ADDRESS without negotiating address discovery");
+          }
+          ++stats.observed_addresses_received;
+          // Reports that do not raise the sequence number are stale (reordered or repeated).
+          if (last_observed && fr.sequence <= last_observed->sequence) return {};
+          const bool changed = !last_observed || last_observed->address != fr.address;
+          last_observed = fr;
+          if (changed) {
+            events.push_back(event::AddressObserved{fr.address, fr.sequence});
+            qlog(now, "transport:address_observed",
+                 "{\"sequence_number\":" + std::to_string(fr.sequence) + ",\"address\":\"" +
+                     fr.address.to_string() + "\"}");
+          }
           return {};
         } else {
           // Multipath, QNT and QAD frames: none of those extensions is negotiated.
@@ -781,8 +824,7 @@ QuicResult<void> Connection::Impl::on_frame(Instant now, PacketSpace& sp, const 
       f);
 }
 
-QuicResult<void> Connection::Impl::on_crypto(Instant now, PacketSpace& sp,
-                                             const frame::Crypto& c) {
+QuicResult<void> Connection::Impl::on_crypto(Instant now, PacketSpace& sp, const frame::Crypto& c) {
   auto& rb = sp.crypto_recv;
   const std::uint64_t end = c.offset + c.data.size();
   if (end <= rb.delivered) return {};  // retransmission of delivered data
@@ -866,7 +908,8 @@ QuicResult<void> Connection::Impl::drive_tls(Instant now) {
     }
   }
   // The client discards Initial keys when it first has Handshake data to send (RFC 9001 §4.9.1).
-  if (is_client() && handshake.tx && !initial.discarded && handshake.crypto_send.has_data_to_send()) {
+  if (is_client() && handshake.tx && !initial.discarded &&
+      handshake.crypto_send.has_data_to_send()) {
     discard_space(now, initial);
   }
   if (tls->error()) {
@@ -921,7 +964,8 @@ QuicResult<void> Connection::Impl::on_peer_params(Instant now, ByteView raw) {
   for (auto& [id, e] : streams) {
     if (e.send) e.send->on_max_stream_data(p.initial_max_stream_data_bidi_local);
   }
-  for (auto& pth : paths) pth->pmtu_max = std::min<std::uint64_t>(pth->pmtu_max, peer_max_udp_payload);
+  for (auto& pth : paths)
+    pth->pmtu_max = std::min<std::uint64_t>(pth->pmtu_max, peer_max_udp_payload);
   peer_params = std::move(p);
   qlog(now, "transport:parameters_set", "{\"owner\":\"remote\"}");
   return {};
@@ -932,7 +976,8 @@ void Connection::Impl::on_handshake_complete(Instant now) {
   state = State::kEstablished;
   events.push_back(event::HandshakeCompleted{});
   // Hand the peer spare connection IDs (RFC 9000 §5.1.1), up to its limit (incl. the first).
-  const std::uint64_t want = std::min<std::uint64_t>(peer_active_cid_limit, detail::kActiveCidLimit);
+  const std::uint64_t want =
+      std::min<std::uint64_t>(peer_active_cid_limit, detail::kActiveCidLimit);
   while (local_cids.size() < want) {
     const std::uint64_t seq = next_local_cid_seq++;
     ByteArray<kLocalCidLength> raw{};
@@ -983,7 +1028,8 @@ QuicResult<void> Connection::Impl::on_ack(Instant now, PacketSpace& sp, const fr
   if (!outcome) return outcome.error();
   if (outcome->latest_rtt) {
     const auto exp = sp.id == SpaceId::kApplication ? peer_ack_delay_exponent : 3;
-    Duration ack_delay = std::chrono::microseconds(ack.ack_delay << std::min<std::uint64_t>(exp, 20));
+    Duration ack_delay =
+        std::chrono::microseconds(ack.ack_delay << std::min<std::uint64_t>(exp, 20));
     if (sp.id != SpaceId::kApplication) ack_delay = Duration::zero();
     p.rtt.update(*outcome->latest_rtt, ack_delay, confirmed, peer_max_ack_delay);
     if (!p.first_rtt_sample) p.first_rtt_sample = now;
@@ -994,7 +1040,8 @@ QuicResult<void> Connection::Impl::on_ack(Instant now, PacketSpace& sp, const fr
       on_packet_acked(now, sp, meta, it->second);
       sp.sent_frames.erase(it);
     }
-    if (meta.in_flight) p.cc->on_packet_acked(now, meta.time_sent, meta.bytes, p.rtt, p.app_limited);
+    if (meta.in_flight)
+      p.cc->on_packet_acked(now, meta.time_sent, meta.bytes, p.rtt, p.app_limited);
   }
   // ECN (RFC 9000 §13.4.2): validate the counts, CE increase is a congestion signal.
   if (sp.id == SpaceId::kApplication && outcome->largest_acked_increased) {
@@ -1087,6 +1134,7 @@ void Connection::Impl::on_packet_lost(Instant now, PacketSpace& sp, const SentPa
   }
   for (auto [off, len] : fr.crypto) sp.crypto_send.on_lost(off, len, false);
   if (fr.handshake_done) handshake_done_pending = true;
+  if (fr.observed_address) observed_address_pending = true;
   if (fr.max_data) pending_max_data = max_data_lost = true;
   for (auto id : fr.max_stream_data) {
     auto it = streams.find(id);
@@ -1187,6 +1235,10 @@ std::optional<std::string> Connection::alpn() const {
   return impl_->tls ? impl_->tls->alpn() : std::nullopt;
 }
 SocketAddr Connection::remote_address() const { return impl_->path().remote; }
+std::optional<SocketAddr> Connection::observed_address() const {
+  if (!impl_->last_observed) return std::nullopt;
+  return impl_->last_observed->address;
+}
 
 ConnectionStats Connection::stats() const {
   ConnectionStats s = impl_->stats;
@@ -1197,6 +1249,7 @@ ConnectionStats Connection::stats() const {
   s.path.cwnd = p.cc->window();
   s.path.mtu = p.mtu;
   s.path.validated = p.validated;
+  if (impl_->last_observed) s.path.observed = impl_->last_observed->address;
   return s;
 }
 

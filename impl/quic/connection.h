@@ -105,6 +105,23 @@ struct ConnectionConfig {
   // SSLKEYLOGFILE support (see crypto::TlsSession::set_keylog_callback).
   crypto::KeylogCallback keylog;
   QlogSink qlog;
+
+  // TLS profile. Unset: iroh's raw-public-key profile (secret_key, expected_server). Set: the
+  // WebPKI profile of the relay's QUIC address discovery service (spec §6.9) — a server presents
+  // `credentials` (certificate chain + key), a client verifies the server against
+  // `credentials` (trust anchors) and `server_name` (DNS name or IP literal); expected_server
+  // and secret_key are then unused. Credentials are shared, read-only, by every connection.
+  struct X509Tls {
+    std::shared_ptr<const crypto::X509Credentials> credentials;
+    std::string server_name;  // client only
+  };
+  std::optional<X509Tls> x509;
+  // QUIC address discovery (draft-ietf-quic-address-discovery, TP 0x9f81a176). Unset: not
+  // announced, OBSERVED_ADDRESS is a protocol violation. kSendOnly / kBoth: we report the peer's
+  // address (as we see it, per path) to a peer that asked (kReceiveOnly / kBoth). kReceiveOnly /
+  // kBoth: we accept reports (observed_address()). The relay's QAD server is kSendOnly, its
+  // clients kReceiveOnly.
+  std::optional<AddressDiscoveryRole> observed_address;
 };
 
 // The stateless reset token of a CID under `reset_key` (keyed BLAKE3, truncated).
@@ -163,6 +180,10 @@ struct CidIssued {  // the endpoint must route this CID to this connection
 struct CidRetired {
   ConnectionId cid;
 };
+struct AddressObserved {  // QAD: the peer reported a new address for us (observed_address())
+  SocketAddr address;
+  std::uint64_t sequence;
+};
 struct Closed {  // terminal: the connection is draining or gone; close_reason() has details
   CloseReason reason;
 };
@@ -171,7 +192,8 @@ struct Closed {  // terminal: the connection is draining or gone; close_reason()
 using ConnectionEvent =
     std::variant<event::HandshakeCompleted, event::StreamOpened, event::StreamReadable,
                  event::StreamWritable, event::StreamStopped, event::StreamsAvailable,
-                 event::DatagramReceived, event::CidIssued, event::CidRetired, event::Closed>;
+                 event::DatagramReceived, event::CidIssued, event::CidRetired,
+                 event::AddressObserved, event::Closed>;
 
 // What poll_transmit() produced: `size` bytes at the start of the buffer, to `dest`, with the ECN
 // codepoint `ecn` (IP TOS low bits). If size > segment_size the buffer holds several datagrams of
@@ -195,6 +217,8 @@ struct PathStats {
   std::uint64_t cwnd = 0;
   std::uint64_t mtu = 0;
   bool validated = false;
+  // QAD: our own address as the peer last reported it on this path (OBSERVED_ADDRESS).
+  std::optional<SocketAddr> observed;
 };
 
 struct ConnectionStats {
@@ -203,6 +227,7 @@ struct ConnectionStats {
   std::uint64_t stream_bytes_sent = 0, stream_bytes_received = 0;
   std::uint64_t datagrams_sent = 0, datagrams_received = 0, datagrams_dropped = 0;
   std::uint64_t pto_count = 0, congestion_events = 0, key_updates = 0;
+  std::uint64_t observed_addresses_sent = 0, observed_addresses_received = 0;  // QAD frames
   // Why poll_transmit stopped short (diagnostics for throughput work).
   std::uint64_t blocked_cwnd = 0, blocked_pacing = 0, blocked_flow_control = 0;
   PathStats path;
@@ -252,6 +277,9 @@ class Connection {
   std::optional<EndpointId> peer_id() const;
   std::optional<std::string> alpn() const;
   SocketAddr remote_address() const;
+  // QAD: the latest address the peer reported for us (OBSERVED_ADDRESS with the highest sequence
+  // number so far), once one arrived. An event::AddressObserved announces each change.
+  std::optional<SocketAddr> observed_address() const;
   ConnectionStats stats() const;
   // The CIDs the peer uses to reach us (for the endpoint's routing table, initially).
   std::vector<ConnectionId> local_cids() const;

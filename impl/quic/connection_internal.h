@@ -76,8 +76,9 @@ struct SentFrames {
   std::vector<std::uint64_t> retire_cids;  // sequence numbers
   std::vector<std::uint64_t> reset_streams;
   std::vector<std::uint64_t> stop_sendings;
-  std::size_t pmtu_probe = 0;   // the probed size, when this was a PMTU probe
-  bool key_phase_flip = false;  // first packet of a new key phase
+  std::size_t pmtu_probe = 0;     // the probed size, when this was a PMTU probe
+  bool key_phase_flip = false;    // first packet of a new key phase
+  bool observed_address = false;  // carried an OBSERVED_ADDRESS (QAD)
 };
 
 // Out-of-order CRYPTO bytes of one level, delivered in order to TLS.
@@ -128,6 +129,8 @@ struct Path {
   std::uint64_t pmtu_probe_size = 0;  // in flight, 0 = none
   unsigned pmtu_failures = 0;
   std::optional<Instant> pmtu_next_probe;
+  // QAD: an OBSERVED_ADDRESS for the current remote address went out (reset when it changes).
+  bool observed_address_sent = false;
 };
 
 struct StreamEntry {
@@ -321,6 +324,19 @@ struct Connection::Impl {
   std::optional<std::uint64_t> key_update_first_pn;  // our first pn in the current phase
   bool key_update_acked = true;
   std::uint64_t packets_in_phase = 0;
+
+  // QUIC address discovery (draft-ietf-quic-address-discovery). Sequence numbers are per
+  // connection and increase with every frame sent (a lost frame is re-sent with the current
+  // address and a new number, as noq does); the receiver keeps the highest one.
+  bool sends_observed_address() const;    // we report, and the peer asked for reports
+  bool accepts_observed_address() const;  // we asked for reports, and the peer may send them
+  bool observed_address_due() const {
+    return confirmed && sends_observed_address() &&
+           (!path().observed_address_sent || observed_address_pending);
+  }
+  std::uint64_t next_observed_seq = 0;
+  bool observed_address_pending = false;  // one was lost: send a fresh one
+  std::optional<frame::ObservedAddress> last_observed;
 
   // Buffered packets that arrived before their keys.
   std::vector<std::pair<Bytes, SocketAddr>> undecryptable;

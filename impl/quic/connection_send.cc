@@ -150,6 +150,7 @@ bool Connection::Impl::space_wants_to_send(Instant now, PacketSpace& sp, bool cc
   if (sp.crypto_send.has_data_to_send()) return true;
   if (sp.id != SpaceId::kApplication) return false;
   if (handshake_done_pending || !path_responses.empty() || path().challenge_pending) return true;
+  if (observed_address_due()) return true;
   if (ping_pending || pending_max_data || pending_max_streams[0] || pending_max_streams[1]) {
     return true;
   }
@@ -373,6 +374,15 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
         if (handshake_done_pending && !is_client() && w.put(Frame(frame::HandshakeDone{}))) {
           handshake_done_pending = false;
           pk.record.handshake_done = true;
+        }
+        // QAD: the peer's address as we see it on this path (1-RTT only, after confirmation).
+        if (observed_address_due() &&
+            w.put(Frame(frame::ObservedAddress{next_observed_seq, p.remote}))) {
+          ++next_observed_seq;
+          ++stats.observed_addresses_sent;
+          p.observed_address_sent = true;
+          observed_address_pending = false;
+          pk.record.observed_address = true;
         }
         while (!path_responses.empty() && path_responses.front().second == p.remote) {
           if (!w.put(Frame(frame::PathResponse{path_responses.front().first}))) break;

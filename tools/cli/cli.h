@@ -31,8 +31,10 @@ void print_json(const nlohmann::json& j);
 void register_key_commands(CLI::App& app);
 void register_ticket_commands(CLI::App& app);
 void register_relay_commands(CLI::App& app);
+void register_qad_commands(CLI::App& app);
 void register_quic_commands(CLI::App& app);
 void register_bench_commands(CLI::App& app);
+void register_lab_commands(CLI::App& app);
 // `irohlab bench relay` (tools/cli/cmd_bench_relay.cc), added under `bench`.
 void register_bench_relay(CLI::App* bench);
 

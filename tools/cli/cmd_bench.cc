@@ -27,6 +27,7 @@
 
 #include "base/random.h"
 #include "base/ticket.h"
+#include "child_process.h"
 #include "cli.h"
 #include "io/quic_endpoint.h"
 
@@ -37,145 +38,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* kAlpn = "irohlab/bench/0";
-
-std::string self_exe() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
-
 std::string ngtcp2_peer_path() {
   if (const char* env = std::getenv("IROHLAB_NGTCP2_PEER")) return env;
   return (std::filesystem::path(self_exe()).parent_path() / "irohlab-ngtcp2-peer").string();
-}
-
-// A child process with its stdout on a pipe; killed (SIGKILL) when the handle goes away.
-class Child {
- public:
-  static Child spawn(const std::vector<std::string>& argv) {
-    int out[2];
-    if (pipe(out) != 0) throw Failure("bench: pipe failed");
-    const pid_t pid = fork();
-    if (pid < 0) throw Failure("bench: fork failed");
-    if (pid == 0) {
-      dup2(out[1], 1);
-      close(out[0]);
-      close(out[1]);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-    close(out[1]);
-    Child c;
-    c.pid_ = pid;
-    c.out_ = fdopen(out[0], "r");
-    return c;
-  }
-  Child() = default;
-  Child(Child&& o) noexcept : pid_(std::exchange(o.pid_, -1)), out_(std::exchange(o.out_, nullptr)) {}
-  ~Child() { kill(); }
-  // One line of stdout (without the newline), waiting at most `timeout`.
-  std::optional<std::string> read_line(std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    std::string line;
-    const int fd = fileno(out_);
-    while (std::chrono::steady_clock::now() < deadline) {
-      fd_set set;
-      FD_ZERO(&set);
-      FD_SET(fd, &set);
-      timeval tv{0, 20000};
-      if (select(fd + 1, &set, nullptr, nullptr, &tv) <= 0) continue;
-      char ch;
-      const ssize_t n = ::read(fd, &ch, 1);
-      if (n <= 0) return std::nullopt;
-      if (ch == '\n') return line;
-      line.push_back(ch);
-    }
-    return std::nullopt;
-  }
-  // Waits for exit (SIGKILL after `timeout`); returns the exit status or -1.
-  int wait(std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (pid_ > 0) {
-      int status = 0;
-      const pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      if (std::chrono::steady_clock::now() > deadline) break;
-      usleep(2000);
-    }
-    kill();
-    return -1;
-  }
-  void kill() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-    if (out_) {
-      fclose(out_);
-      out_ = nullptr;
-    }
-  }
-  pid_t pid() const { return pid_; }
-  // CPU seconds (user + system) the process has used so far.
-  double cpu_seconds() const {
-    std::ifstream f("/proc/" + std::to_string(pid_) + "/stat");
-    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    auto rp = s.rfind(')');
-    if (rp == std::string::npos) return 0;
-    std::istringstream in(s.substr(rp + 2));
-    std::string field;
-    std::vector<std::string> fields;
-    while (in >> field) fields.push_back(field);
-    if (fields.size() < 13) return 0;
-    const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
-    return (std::stod(fields[11]) + std::stod(fields[12])) / ticks;
-  }
-  // Resident set size in KiB.
-  long rss_kib() const {
-    std::ifstream f("/proc/" + std::to_string(pid_) + "/status");
-    std::string line;
-    while (std::getline(f, line)) {
-      if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    }
-    return 0;
-  }
-
- private:
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
-};
-
-struct ThroughputRun {
-  double mb_per_s = 0;
-  double cpu_s = 0;  // client + server
-};
-
-// One sink transfer: a fresh client process against a running server.
-std::optional<ThroughputRun> transfer(const std::string& bin, Child& server,
-                                      const std::string& ticket, std::uint64_t bytes,
-                                      std::string& error) {
-  const double server_cpu0 = server.cpu_seconds();
-  auto client = Child::spawn({bin, "connect", ticket, "--alpn", kAlpn, "--bytes",
-                              std::to_string(bytes), "--json"});
-  auto line = client.read_line(120s);
-  client.wait(10s);
-  if (!line) {
-    error = bin + ": no result";
-    return std::nullopt;
-  }
-  auto j = nlohmann::json::parse(*line, nullptr, false);
-  if (j.is_discarded() || !j.value("ok", false)) {
-    error = bin + ": " + *line;
-    return std::nullopt;
-  }
-  ThroughputRun r;
-  r.mb_per_s = j.value("mb_per_s", 0.0);
-  r.cpu_s = j.value("cpu_s", 0.0) + (server.cpu_seconds() - server_cpu0);
-  return r;
 }
 
 double median(std::vector<double> v) {
@@ -225,7 +90,8 @@ std::vector<double> connect_latencies(int runs) {
                 for (;;) {
                   auto r = co_await conn->read(*id, buf);
                   if (!r) co_return;
-                  if (r->bytes) (void)co_await conn->write_all(*id, iroh::ByteView(buf).first(r->bytes));
+                  if (r->bytes)
+                    (void)co_await conn->write_all(*id, iroh::ByteView(buf).first(r->bytes));
                   if (r->fin) break;
                 }
                 (void)conn->finish(*id);
@@ -242,7 +108,8 @@ std::vector<double> connect_latencies(int runs) {
         const auto addr = srv->addr();
         for (int i = 0; i < runs; ++i) {
           iroh::io::QuicEndpointOptions co;
-          auto client = iroh::io::QuicEndpoint::bind(io, iroh::SecretKey::generate(rng.array<32>()), co);
+          auto client =
+              iroh::io::QuicEndpoint::bind(io, iroh::SecretKey::generate(rng.array<32>()), co);
           if (!client) co_return;
           const auto t0 = std::chrono::steady_clock::now();
           auto conn = co_await (*client)->connect(addr, kAlpn);
@@ -257,11 +124,13 @@ std::vector<double> connect_latencies(int runs) {
             (void)(*conn)->finish(*id);
             iroh::Bytes buf(8);
             auto r = co_await (*conn)->read(*id, buf);
-            if (!r) std::fprintf(stderr, "  connect run %d: read failed: %s\n", i, r.error().message.c_str());
+            if (!r)
+              std::fprintf(stderr, "  connect run %d: read failed: %s\n", i,
+                           r.error().message.c_str());
             if (r && r->bytes == 1 && buf[0] == one) {
-              out.push_back(std::chrono::duration<double, std::milli>(
-                                std::chrono::steady_clock::now() - t0)
-                                .count());
+              out.push_back(
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                      .count());
             }
           }
           (*conn)->close(0, "bench");
@@ -355,7 +224,8 @@ int run_bench_quic(const BenchOptions& o) {
     impls.push_back({"ngtcp2", ng, {}, {}, nullptr, ""});
   }
   for (auto& im : impls) {
-    im.server = std::make_unique<Child>(Child::spawn({im.bin, "listen", "--alpn", kAlpn, "--sink"}));
+    im.server =
+        std::make_unique<Child>(Child::spawn({im.bin, "listen", "--alpn", kAlpn, "--sink"}));
     auto t = im.server->read_line(10s);
     if (!t) throw Failure("bench: " + im.name + " listen printed no ticket");
     im.ticket = *t;
@@ -368,8 +238,8 @@ int run_bench_quic(const BenchOptions& o) {
       im.mbps.push_back(r->mb_per_s);
       im.cpu_per_gb.push_back(r->cpu_s / (static_cast<double>(o.bytes) / 1e9));
       if (!o.json) {
-        std::fprintf(stderr, "  run %d %-8s %8.1f MB/s  %6.2f CPU s/GB\n", run + 1,
-                     im.name.c_str(), r->mb_per_s, im.cpu_per_gb.back());
+        std::fprintf(stderr, "  run %d %-8s %8.1f MB/s  %6.2f CPU s/GB\n", run + 1, im.name.c_str(),
+                     r->mb_per_s, im.cpu_per_gb.back());
       }
     }
   }
@@ -401,8 +271,8 @@ int run_bench_quic(const BenchOptions& o) {
     std::printf("irohlab bench quic: %llu bytes, %d runs, single stream, loopback\n",
                 static_cast<unsigned long long>(o.bytes), o.runs);
     for (auto& im : impls) {
-      std::printf("  %-8s %8.1f MB/s (median)  %6.2f CPU s/GB\n", im.name.c_str(),
-                  median(im.mbps), median(im.cpu_per_gb));
+      std::printf("  %-8s %8.1f MB/s (median)  %6.2f CPU s/GB\n", im.name.c_str(), median(im.mbps),
+                  median(im.cpu_per_gb));
     }
     if (report.contains("ratio_vs_ngtcp2")) {
       std::printf("  ratio ours/ngtcp2: %.2f\n", report["ratio_vs_ngtcp2"].get<double>());
@@ -428,13 +298,15 @@ void register_bench_commands(CLI::App& app) {
   register_bench_relay(bench);
   auto o = std::make_shared<BenchOptions>();
   auto* quic = bench->add_subcommand(
-      "quic", "Our QUIC engine vs the ngtcp2 oracle over loopback (throughput ratio, CPU per GB, "
-              "connect latency, idle-connection memory)");
+      "quic",
+      "Our QUIC engine vs the ngtcp2 oracle over loopback (throughput ratio, CPU per GB, "
+      "connect latency, idle-connection memory)");
   quic->add_option("--bytes", o->bytes, "bytes per transfer (default 200000000)")
       ->check(CLI::Range(std::uint64_t{1000}, std::uint64_t{100'000'000'000}));
   quic->add_option("--runs", o->runs, "transfers per implementation (default 3)")
       ->check(CLI::Range(1, 50));
-  quic->add_option("--connect-runs", o->connect_runs, "connect latency samples (default 50; 0 = skip)")
+  quic->add_option("--connect-runs", o->connect_runs,
+                   "connect latency samples (default 50; 0 = skip)")
       ->check(CLI::Range(0, 10000));
   quic->add_option("--idle-conns", o->idle_conns,
                    "idle connections for the memory figure (default 1000; 0 = skip)")

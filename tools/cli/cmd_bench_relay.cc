@@ -51,6 +51,7 @@
 
 #include "base/key.h"
 #include "base/random.h"
+#include "child_process.h"
 #include "cli.h"
 #include "relay/frame.h"
 #include "relay/handshake.h"
@@ -75,8 +76,41 @@ struct BenchRelayOptions {
   int window = 4;
   int payload = 1200;
   std::uint64_t rate_limit = 0;
+  std::uint64_t quic_bytes = 16'000'000;  // 0: skip the QUIC comparison
   bool json = false;
 };
+
+// The baseline of the same run: one QUIC bulk transfer (`listen --sink` / `connect --bytes N`,
+// this binary on both sides) directly over loopback UDP, and one through the relay under test.
+struct QuicComparison {
+  double direct_mb_per_s = 0, relayed_mb_per_s = 0;
+  std::string error;
+};
+
+QuicComparison compare_quic(int relay_port, std::uint64_t bytes) {
+  using namespace std::chrono_literals;
+  QuicComparison c;
+  const std::string url = "http://127.0.0.1:" + std::to_string(relay_port);
+  auto measure = [&](bool relayed) -> double {
+    std::vector<std::string> argv = {self_exe(), "listen", "--alpn", kAlpn, "--sink"};
+    if (relayed) argv.insert(argv.end(), {"--relay", url, "--relay-only"});
+    auto server = Child::spawn(argv);
+    auto ticket = server.read_line(15s);
+    if (!ticket) {
+      c.error = std::string(relayed ? "relayed" : "direct") + " server printed no ticket";
+      return 0;
+    }
+    std::vector<std::string> extra;
+    if (relayed) extra = {"--relay", url};
+    std::string error;
+    auto run = transfer(self_exe(), server, *ticket, bytes, error, extra);
+    if (!run) c.error = error;
+    return run ? run->mb_per_s : 0;
+  };
+  c.direct_mb_per_s = measure(false);
+  c.relayed_mb_per_s = measure(true);
+  return c;
+}
 
 // ---- the relay child ----
 
@@ -567,6 +601,21 @@ int run_bench_relay(const BenchRelayOptions& o) {
   r["server_rss_kib_peak"] = std::max(rss_peak, relay.status_kib("VmHWM"));
   r["ok"] = lost == 0 && stats.failed == 0 && drops_queue == 0 && drops_unknown == 0;
   if (!stats.first_error.empty()) r["first_error"] = stats.first_error;
+  if (o.quic_bytes > 0) {
+    const auto q = compare_quic(relay.port(), o.quic_bytes);
+    r["quic_bytes"] = o.quic_bytes;
+    r["quic_direct_mb_per_s"] = q.direct_mb_per_s;
+    r["quic_relayed_mb_per_s"] = q.relayed_mb_per_s;
+    // The yardstick: aggregate relay forwarding against one direct QUIC flow (goal >= 0.5).
+    r["aggregate_vs_direct_quic"] =
+        q.direct_mb_per_s > 0 ? r["mb_per_s"].get<double>() / q.direct_mb_per_s : 0.0;
+    r["relayed_vs_direct_quic"] =
+        q.direct_mb_per_s > 0 ? q.relayed_mb_per_s / q.direct_mb_per_s : 0.0;
+    if (!q.error.empty()) {
+      r["quic_error"] = q.error;
+      r["ok"] = false;
+    }
+  }
 
   if (o.json) {
     print_json(r);
@@ -590,6 +639,15 @@ int run_bench_relay(const BenchRelayOptions& o) {
         r["server_cpu_percent"].get<double>(), static_cast<unsigned long long>(rss_idle),
         static_cast<unsigned long long>(rss_connected),
         static_cast<unsigned long long>(r["server_rss_kib_peak"].get<std::uint64_t>()));
+    if (o.quic_bytes > 0) {
+      std::printf(
+          "  QUIC (ours, %llu B sink, same run): direct %.1f MB/s, through the relay %.1f MB/s\n"
+          "  ratios: relay aggregate / direct QUIC %.2f, relayed QUIC / direct QUIC %.2f%s%s\n",
+          static_cast<unsigned long long>(o.quic_bytes), r["quic_direct_mb_per_s"].get<double>(),
+          r["quic_relayed_mb_per_s"].get<double>(), r["aggregate_vs_direct_quic"].get<double>(),
+          r["relayed_vs_direct_quic"].get<double>(), r.contains("quic_error") ? "; error: " : "",
+          r.contains("quic_error") ? r["quic_error"].get<std::string>().c_str() : "");
+    }
   }
   return r["ok"].get<bool>() ? 0 : 1;
 }
@@ -611,6 +669,9 @@ void register_bench_relay(CLI::App* bench) {
   cmd->add_option("--payload", o->payload, "datagram payload bytes (default 1200)")
       ->check(CLI::Range(17, 65536));
   cmd->add_option("--rate-limit", o->rate_limit, "pass --rate-limit BYTES_PER_S to the relay");
+  cmd->add_option("--quic-bytes", o->quic_bytes,
+                  "bytes for the QUIC baseline, direct and through the relay (default 16000000; "
+                  "0 = skip)");
   cmd->add_flag("--json", o->json, "one JSON object");
   cmd->callback([o] {
     const int rc = run_bench_relay(*o);

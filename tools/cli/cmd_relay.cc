@@ -2,12 +2,14 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/key.h"
 #include "base/socket_addr.h"
 #include "base/text_encoding.h"
 #include "cli.h"
+#include "io/qad_server.h"
 #include "io/relay_server.h"
 #include "relay/access_http.h"
 
@@ -26,6 +28,8 @@ struct RelayArgs {
   std::string log_level = "info";
   std::string fixed_challenge;
   std::uint64_t upgrade_timeout_ms = 30000;
+  std::optional<std::uint64_t> qad_port;  // unset: 7842 with --tls-cert, else off
+  std::string qad_bind;
 };
 
 iroh::SocketAddr parse_addr(const std::string& flag, const std::string& text) {
@@ -97,6 +101,26 @@ void run_relay(const RelayArgs& a) {
   }
   o.tls_cert_file = a.tls_cert;
   o.tls_key_file = a.tls_key;
+  // QUIC address discovery (spec §6.9): on by default when there is a certificate to present.
+  if (a.qad_port && *a.qad_port > 65535) throw UsageError("--qad-port: expected 0..65535");
+  if (a.qad_port && *a.qad_port != 0) {
+    if (a.tls_cert.empty()) {
+      throw UsageError(
+          "--qad-port: QUIC address discovery needs the relay's X.509 certificate (QAD clients "
+          "verify it); give --tls-cert and --tls-key, or drop --qad-port");
+    }
+    o.qad_port = static_cast<std::uint16_t>(*a.qad_port);
+  } else if (!a.qad_port && !a.tls_cert.empty()) {
+    o.qad_port = iroh::io::kQadDefaultPort;
+    o.qad_optional = true;  // another relay may hold 7842: run without QAD then, with a warning
+  }
+  if (!a.qad_bind.empty()) {
+    if (!o.qad_port) throw UsageError("--qad-bind: QUIC address discovery is off");
+    auto ip = iroh::SocketAddr::parse(
+        a.qad_bind.find(':') != std::string::npos ? "[" + a.qad_bind + "]:0" : a.qad_bind + ":0");
+    if (!ip.ok()) throw UsageError("--qad-bind: expected an IP address, got '" + a.qad_bind + "'");
+    o.qad_bind_ip = a.qad_bind;
+  }
   if (!a.metrics.empty()) {
     const auto m = parse_addr("--metrics", a.metrics);
     o.metrics_ip = m.ip_string();
@@ -138,6 +162,9 @@ void run_relay(const RelayArgs& a) {
   auto url = server.start();
   if (!url.ok()) throw UsageError(url.error().message);
   std::cout << "relay listening on " << *url << std::endl;
+  if (auto qad = server.qad_addr()) {
+    std::cout << "QUIC address discovery on udp " << *qad << std::endl;
+  }
   server.run();
 }
 
@@ -150,6 +177,12 @@ void register_relay_commands(CLI::App& app) {
   cmd->add_option("--tls-cert", a->tls_cert,
                   "PEM certificate chain: serve https:// (with --tls-key)");
   cmd->add_option("--tls-key", a->tls_key, "PEM private key for --tls-cert");
+  cmd->add_option("--qad-port", a->qad_port,
+                  "UDP port of the QUIC address discovery service (ALPN /iroh-qad/0, spec §6.9); "
+                  "0 = off. Default: 7842 (iroh's) when --tls-cert is given, off otherwise — QAD "
+                  "clients verify the relay's X.509 certificate, so a relay without one cannot "
+                  "serve it (if 7842 is taken, the relay runs without QAD and logs a warning)");
+  cmd->add_option("--qad-bind", a->qad_bind, "IP address for the QAD socket (default: --bind's)");
   cmd->add_option("--access", a->access,
                   "Who may use the relay: everyone | allowlist:FILE | denylist:FILE | token:TOKEN "
                   "| http:URL (FILE: one endpoint id per line, '#' comments; URL: http:// only, "

@@ -25,8 +25,10 @@ int main(int argc, char** argv) {
   register_key_commands(app);
   register_ticket_commands(app);
   register_relay_commands(app);
+  register_qad_commands(app);
   register_quic_commands(app);
   register_bench_commands(app);
+  register_lab_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1087,6 +1087,11 @@ INSTANTIATE_TEST_SUITE_P(
                   TransportError::kFlowControlError},
         ForgeCase{"StreamOnServersUniStream", stream_frame(3, 0, 10), 0,
                   TransportError::kStreamStateError},
+        // OBSERVED_ADDRESS (v4, seq 0, 10.0.0.1:4433) to a server that did not negotiate QAD.
+        ForgeCase{"ObservedAddressNotNegotiated",
+                  {0x80, 0x9f, 0x81, 0xa6, 0x00, 10, 0, 0, 1, 0x11, 0x51},
+                  0,
+                  TransportError::kProtocolViolation},
         ForgeCase{"AckOfUnsentPacket",
                   {0x02, 0x80, 0x10, 0x00, 0x00, 0x00, 0x00},
                   0,

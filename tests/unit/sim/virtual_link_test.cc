@@ -321,5 +321,39 @@ TEST(VirtualLink, NoRandomnessUsedWhenFeaturesAreOff) {
   }
 }
 
+TEST(VirtualLink, DutyCycleSilencesTheSenderFor99TimesTheAirtime) {
+  // 8 kbit/s: a 100-byte datagram is on the air 100 ms; at 1 % duty the sender then waits 9.9 s.
+  LinkProfile p;
+  p.delay = milliseconds(50);
+  p.rate_bps = 8'000;
+  p.duty_cycle = 0.01;
+  VirtualLink link(p, 1);
+  ASSERT_TRUE(link.send(at_ms(0), numbered(0, 100)));
+  ASSERT_TRUE(link.send(at_ms(1), numbered(1, 100)));
+  EXPECT_EQ(link.next_delivery(), at_ms(150));  // airtime + delay
+  auto first = link.deliver_due(at_ms(150));
+  ASSERT_EQ(first.size(), 1u);
+  // The second waits for the silence (100 ms air + 9.9 s off), then its own 100 ms of air.
+  EXPECT_EQ(link.next_delivery(), at_ms(100 + 9900 + 100 + 50));
+  // While it waits it occupies the queue.
+  EXPECT_EQ(link.queued_bytes(at_ms(5000)), 100u);
+}
+
+TEST(VirtualLink, DutyCycleOffOrFullIsBitIdenticalToNoDutyCycle) {
+  LinkProfile base = everything_on();
+  for (double duty : {0.0, 1.0}) {
+    LinkProfile with = base;
+    with.duty_cycle = duty;
+    VirtualLink a(base, 7), b(with, 7);
+    const auto x = run(a, 500, microseconds(150));
+    const auto y = run(b, 500, microseconds(150));
+    ASSERT_EQ(x.size(), y.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      EXPECT_EQ(x[i].at, y[i].at);
+      EXPECT_EQ(x[i].data, y[i].data);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace iroh::sim
