@@ -77,6 +77,9 @@ struct BenchRelayOptions {
   int payload = 1200;
   std::uint64_t rate_limit = 0;
   std::uint64_t quic_bytes = 16'000'000;  // 0: skip the QUIC comparison
+  // Open loop: each client starts this many datagrams per second (still capped by the window);
+  // 0 = closed loop (refill the window on every echo: measures capacity, not latency).
+  double rate = 0;
   bool json = false;
 };
 
@@ -307,6 +310,7 @@ class BenchClient : public std::enable_shared_from_this<BenchClient> {
   const iroh::EndpointId& id() const { return key_.public_key(); }
   void set_peer(iroh::EndpointId p) { peer_ = p; }
   int in_flight() const { return in_flight_; }
+  double credits_ = 0;
   bool ready() const { return ready_; }
 
   void connect(const tcp::endpoint& ep, std::function<void(bool)> done) {
@@ -330,13 +334,20 @@ class BenchClient : public std::enable_shared_from_this<BenchClient> {
     });
   }
 
-  // Fill the window (Running phase only).
+  // Fill the window (Running phase only); in open-loop mode only as far as the credits go.
   void pump() {
-    while (phase_ == Phase::Running && in_flight_ < opts_.window) {
+    while (phase_ == Phase::Running && in_flight_ < opts_.window &&
+           (opts_.rate <= 0 || credits_ >= 1)) {
       send_datagram(0, ++seq_, Clock::now().time_since_epoch().count());
       ++in_flight_;
       ++stats_.data_sent;
+      if (opts_.rate > 0) credits_ -= 1;
     }
+  }
+  // Open loop: `seconds` passed; earn rate·seconds credits (at most a window's worth banked).
+  void tick(double seconds) {
+    credits_ = std::min(credits_ + opts_.rate * seconds, static_cast<double>(opts_.window));
+    pump();
   }
 
   void close() {
@@ -538,13 +549,25 @@ int run_bench_relay(const BenchRelayOptions& o) {
   const double cpu0 = relay.cpu_seconds();
   const auto t0 = Clock::now();
   phase = Phase::Running;
+  // Open loop: stagger the clients' first sends uniformly over one period, so they do not all
+  // fire in the same instant (a synchronized burst would measure queueing, not the relay).
+  if (o.rate > 0) {
+    for (auto& c : clients) c->credits_ = static_cast<double>(rnd.uniform(1'000'000)) / 1e6;
+  }
   for (auto& c : clients) c->pump();
   const auto t_end =
       t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
   std::uint64_t rss_peak = rss_connected;
   auto next_sample = t0;
+  auto last_tick = t0;
   while (Clock::now() < t_end) {
-    ioc.run_for(std::min<Clock::duration>(50ms, t_end - Clock::now()));
+    ioc.run_for(std::min<Clock::duration>(o.rate > 0 ? 2ms : 50ms, t_end - Clock::now()));
+    if (o.rate > 0) {
+      const auto now = Clock::now();
+      const double dt = std::chrono::duration<double>(now - last_tick).count();
+      last_tick = now;
+      for (auto& c : clients) c->tick(dt);
+    }
     if (Clock::now() >= next_sample) {
       rss_peak = std::max(rss_peak, relay.status_kib("VmRSS"));
       next_sample += 500ms;
@@ -579,6 +602,7 @@ int run_bench_relay(const BenchRelayOptions& o) {
   r["pairs"] = o.clients / 2;
   r["seconds"] = secs;
   r["window"] = o.window;
+  r["rate_per_client"] = o.rate;
   r["payload_bytes"] = o.payload;
   r["rate_limit_bytes_per_s"] = o.rate_limit;
   r["connect_s"] = connect_s;
@@ -620,8 +644,11 @@ int run_bench_relay(const BenchRelayOptions& o) {
   if (o.json) {
     print_json(r);
   } else {
-    std::printf("relay bench: %d clients (%d pairs), window %d x %d B, %.1f s\n", o.clients,
-                o.clients / 2, o.window, o.payload, secs);
+    std::printf("relay bench: %d clients (%d pairs), window %d x %d B, %s, %.1f s\n", o.clients,
+                o.clients / 2, o.window, o.payload,
+                o.rate > 0 ? (std::to_string(static_cast<long>(o.rate)) + " datagrams/s each").c_str()
+                           : "closed loop",
+                secs);
     std::printf("  connected + authenticated in %.2f s\n", connect_s);
     std::printf("  %.0f datagrams/s, %.1f MB/s payload through the relay\n",
                 r["datagrams_per_s"].get<double>(), r["mb_per_s"].get<double>());
@@ -669,6 +696,10 @@ void register_bench_relay(CLI::App* bench) {
   cmd->add_option("--payload", o->payload, "datagram payload bytes (default 1200)")
       ->check(CLI::Range(17, 65536));
   cmd->add_option("--rate-limit", o->rate_limit, "pass --rate-limit BYTES_PER_S to the relay");
+  cmd->add_option("--rate", o->rate,
+                  "open loop: datagrams per second each client starts (default 0 = closed loop, "
+                  "which measures capacity; latency needs a rate below it)")
+      ->check(CLI::Range(0.0, 100000.0));
   cmd->add_option("--quic-bytes", o->quic_bytes,
                   "bytes for the QUIC baseline, direct and through the relay (default 16000000; "
                   "0 = skip)");
