@@ -575,6 +575,14 @@ async function connect() {
         if (directWaiter) directWaiter()
       }
     }
+    // Dialed through the relay only: the handshake ran on the relay path by construction, even if
+    // the first snapshot (taken after connect() resolved) already shows a punched direct path.
+    if (direct.length === 0 && dialRelay) {
+      out.started_relayed = true
+      const name = `relay:${new URL(dialRelay).href}` // Rust's RelayUrl form (trailing slash)
+      out.paths.push({ t_ms: Math.round(out.connect_ms), path: name })
+      out.path = name
+    }
     notePath()
     const pathPoll = setInterval(notePath, 20)
     pathPoll.unref()
