@@ -196,7 +196,7 @@ def time_to_direct_cdf(title: str, series: list[tuple[str, list[float], int]]) -
     ax.set_ylabel("share of all trials direct")
     ax.set_title(title, loc="left")
     if len(series) <= 4:
-        ax.legend(loc="upper left", fontsize=8.5, frameon=True)
+        ax.legend(loc="best", fontsize=8.5, frameon=True)
     else:   # many curves: a legend inside would hide them
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8.5,
                   frameon=False)

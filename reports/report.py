@@ -451,8 +451,8 @@ def render_html(run: RunData) -> str:
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>irohlab report: {_esc(scenarios)}</title><style>{_CSS}</style></head>"
             f"<body><main><h1>irohlab hole-punching report</h1>"
-            f'<p class="sub">{_esc(scenarios)}{_esc(_selection_text(env))} · started {_esc(when)} · '
-            f'commit {_esc(commit)}</p>'
+            f'<p class="sub">{_esc(scenarios)}{_esc(_selection_text(env))} · started '
+            f'{_esc(when)} · commit {_esc(commit)}</p>'
             f"{notes}{skipped}{_cards_html(cells, run)}{body}</main></body></html>\n")
 
 

@@ -340,7 +340,8 @@ def test_bad_planned_cells_entries_are_skipped_with_a_note(tmp_path):
     assert result.returncode == 0 and "Traceback" not in result.stderr
     assert "25 cells (0 not run), 125 trials" in result.stdout
     assert result.stderr.count("planned_cells entry") == 4
-    assert "note: environment.json planned_cells entry 27 skipped: cell id 'no-colon'" in result.stderr
+    assert ("note: environment.json planned_cells entry 27 skipped: cell id 'no-colon'"
+            in result.stderr)
 
 
 def test_planned_cells_that_is_not_a_list_falls_back_to_the_scenario_files(tmp_path):
