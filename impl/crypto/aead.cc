@@ -36,6 +36,14 @@ Nonce packet_nonce(const Nonce& iv, std::uint64_t packet_number) {
   return n;
 }
 
+Nonce path_packet_nonce(const Nonce& iv, std::uint32_t path_id, std::uint64_t packet_number) {
+  Nonce n = packet_nonce(iv, packet_number);
+  for (std::size_t i = 0; i < 4; ++i) {
+    n[3 - i] ^= static_cast<std::uint8_t>(path_id >> (8 * i));
+  }
+  return n;
+}
+
 namespace {
 const EVP_CIPHER* evp_cipher(AeadAlgorithm alg) {
   switch (alg) {

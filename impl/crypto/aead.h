@@ -10,10 +10,9 @@
 // Thread-safety: an Aead is not safe to use from two threads at once (the contexts are mutable).
 // One Aead per direction per connection is the intended use.
 //
-// Multipath hook (draft-ietf-quic-multipath): with multipath, 1-RTT packets of path P use a nonce
-// that mixes the path id into the IV alongside the packet number. The exact layout is not settled
-// here (iroh-wire spec §4.6 marks it UNCONFIRMED); callers build that nonce themselves and use
-// seal_with_nonce()/open_with_nonce(). The packet-number-only nonce of RFC 9001 §5.3 is nonce().
+// Multipath (draft-ietf-quic-multipath): 1-RTT packets of path P use path_packet_nonce(), which
+// mixes the path id into the IV alongside the packet number; callers pass it to
+// seal_with_nonce()/open_with_nonce(). Path 0's nonce is RFC 9001 §5.3's, nonce().
 #pragma once
 
 #include <cstddef>
@@ -44,6 +43,10 @@ const char* aead_name(AeadAlgorithm alg);
 // RFC 9001 §5.3: the 62-bit packet number, in network byte order, left-padded with zeros to the
 // IV length, XORed with the IV.
 Nonce packet_nonce(const Nonce& iv, std::uint64_t packet_number);
+// draft-ietf-quic-multipath "Nonce calculation": the 96-bit path id (32 bits, network order) ‖
+// two zero bits ‖ 62-bit packet number, XORed with the IV (rustls' encrypt_in_place_for_path,
+// which noq uses). Path 0 gives packet_nonce(). To be confirmed on the wire against Rust iroh.
+Nonce path_packet_nonce(const Nonce& iv, std::uint32_t path_id, std::uint64_t packet_number);
 
 class Aead {
  public:

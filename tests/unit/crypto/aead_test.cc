@@ -32,6 +32,20 @@ TEST(Aead, NonceIsIvXorLeftPaddedPacketNumber) {
   EXPECT_EQ(to_hex_string(packet_nonce(iv5, v::kChaChaPacketNumber)), "e0459b3474bdd0e46d417eb0");
 }
 
+TEST(Aead, MultipathNonceMixesThePathIdIntoTheFirstFourBytes) {
+  // draft-ietf-quic-multipath, "Nonce calculation": IV 6b26114b9cba2b63a9e8dd4f, path id 3,
+  // packet number 0xaead → 6b2611489cba2b63a9e873e2.
+  Nonce iv{};
+  const Bytes ivb = hex("6b26114b9cba2b63a9e8dd4f");
+  std::copy(ivb.begin(), ivb.end(), iv.begin());
+  EXPECT_EQ(to_hex_string(path_packet_nonce(iv, 3, 0xaead)), "6b2611489cba2b63a9e873e2");
+  // Path 0 is RFC 9001's nonce; the path id occupies exactly the 32 bits above the packet number.
+  EXPECT_EQ(path_packet_nonce(iv, 0, 0xaead), packet_nonce(iv, 0xaead));
+  EXPECT_EQ(to_hex_string(path_packet_nonce(Nonce{}, 0xffffffffu, 0)), "ffffffff0000000000000000");
+  EXPECT_EQ(to_hex_string(path_packet_nonce(Nonce{}, 1, (1ull << 62) - 1)),
+            "000000013fffffffffffffff");
+}
+
 // A.2: the payload ciphertext is the protected packet after its 22-byte header (header protection
 // does not touch the payload).
 TEST(Aead, Rfc9001A2ClientInitialPayload) {
