@@ -18,9 +18,9 @@ With an endpoint-independent mapping (open, moderate, both NATs of cgnat) the pe
 leave through the same mapping, so MAPPED is where it can be reached. With an endpoint-dependent one
 (strict) it is not; that is exactly what QAD would report too (its observed address from a symmetric
 NAT is equally useless to the peer). For nat = "none" the mapped address is the local one and is not
-passed (the peer already announces it). The procedure is the same for every implementation; a peer
-that has no --external-addr option (the C++ peer so far) gets the same probe but not the flag, and
-its result line says so (`<role>_external_addrs` = null).
+passed (the peer already announces it). The procedure is the same for every implementation (both peers
+take --external-addr); an implementation without such an option would get the same probe but not
+the flag, and its result line would say so (`<role>_external_addrs` = null).
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ REFLECTOR_HOST = "reflector"                 # the public host the runner adds n
 REFLECTOR_PORTS = (3478, 3479)               # STUN's port and the next one (probe needs two)
 PORT_RANGE = (20000, 59999)                  # peers' UDP ports: clear of ephemeral and well-known
 PROBE_TIMEOUT_S = 5.0
-IMPLS_WITH_EXTERNAL_ADDR = frozenset({"rust"})   # peers that accept --external-addr IP:PORT
+IMPLS_WITH_EXTERNAL_ADDR = frozenset({"rust", "cpp"})   # peers that accept --external-addr IP:PORT
 REPO = Path(__file__).resolve().parents[1]
 
 

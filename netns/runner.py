@@ -39,7 +39,7 @@ state leaks from one trial into the next):
   external addresses, which go into its hole-punching candidates where a QAD-observed address
   would). Behind an endpoint-independent mapping that is where the peer is reachable; behind
   `strict` it is not, just as a QAD answer would not be. No NAT (mapped == local): not passed.
-  Peers without --external-addr (the C++ peer so far) are probed but not told. "none": no probe,
+  Peers without --external-addr (none today) would be probed but not told. "none": no probe,
   no flag (the peers know only their local addresses).
   The server runs `PEER listen --alpn irohlab/lab/0 --relay URL [--relay-only] --bind 0.0.0.0:P
   --echo [--external-addr A]`; its first stdout line is the ticket. The client runs `PEER connect

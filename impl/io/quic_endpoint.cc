@@ -348,13 +348,17 @@ QuicEndpoint::QuicEndpoint(asio::io_context& io, const SecretKey& secret,
       socket_(std::move(socket)),
       timer_(io),
       accept_notifier_(io),
-      relay_notifier_(io) {
+      relay_notifier_(io),
+      maintain_timer_(io),
+      interface_timer_(io) {
   accept_notifier_.expires_at(std::chrono::steady_clock::time_point::max());
   relay_notifier_.expires_at(std::chrono::steady_clock::time_point::max());
   quic::EndpointConfig cfg;
   cfg.alpns = options_.alpns;
   cfg.connection = options_.connection;
   cfg.connection.ecn = cfg.connection.ecn && socket_.capabilities().ecn;
+  // Without hole punching we do not offer n0 NAT traversal at all (so no peer punches to us).
+  if (!options_.hole_punching) cfg.connection.nat_traversal_addresses = 0;
   cfg.retry = options_.retry;
   // SSLKEYLOGFILE (NSS key log format), read when the endpoint is created so that setting it for
   // one endpoint in a process works; lines are appended and flushed per secret so Wireshark can
@@ -545,6 +549,8 @@ quic::QlogSink QuicEndpoint::make_qlog(quic::Role role, ByteView odcid) {
 }
 
 void QuicEndpoint::start() {
+  refresh_candidates();
+  watch_interfaces();
   receive_loop();
   arm_timer();
   if (options_.relay) relay_for(*options_.relay);
@@ -673,7 +679,13 @@ void QuicEndpoint::dispatch_events() {
     }
     bool news = false;
     if (auto* qc = c->conn()) {
-      while (qc->poll_event()) news = true;
+      while (auto ev = qc->poll_event()) {
+        news = true;
+        // The server's candidates changed: the client punches again (spec §5.4).
+        if (std::holds_alternative<quic::event::NatTraversalUpdated>(*ev)) {
+          path_policies_[it->first].schedule.request(now(), true);
+        }
+      }
       if (qc->is_handshake_complete() && c->alpn_.empty()) {
         c->alpn_ = qc->alpn().value_or("");
         if (auto id = qc->peer_id()) c->remote_id_ = *id;
@@ -692,6 +704,7 @@ void QuicEndpoint::dispatch_events() {
     }
     conns_.erase(it);
   }
+  maintain_paths();
 }
 
 awaitable<QuicResult<std::shared_ptr<QuicConnection>>> QuicEndpoint::connect(
@@ -766,6 +779,8 @@ void QuicEndpoint::close() {
   timer_.cancel();
   accept_notifier_.cancel();
   relay_notifier_.cancel();
+  maintain_timer_.cancel();
+  interface_timer_.cancel();
   socket_.close();
   for (auto& [url, relay] : relays_) relay->close();
   // Queued incoming connections hold the endpoint (QuicConnection keeps a shared_ptr to it):

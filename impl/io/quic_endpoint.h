@@ -41,6 +41,7 @@
 #include "io/relay_client.h"
 #include "io/udp_socket.h"
 #include "quic/endpoint.h"
+#include "quic/path_selector.h"
 
 namespace iroh::io {
 
@@ -70,6 +71,16 @@ using QuicResult = Result<T, QuicError>;
 QuicError error_from_close(const quic::CloseReason& reason);
 
 class QuicEndpoint;
+
+// A change of the path a connection's data goes on (relay → direct when a hole was punched,
+// direct → relay when the direct path died, …).
+struct PathChange {
+  Instant at;
+  std::uint32_t id = 0;  // multipath path id
+  SocketAddr remote;     // the engine's view (a relay-mapped address for relayed paths)
+  std::string path;      // "udp:IP:PORT" or "relay:URL"
+  bool relay = false;
+};
 
 class QuicConnection {
  public:
@@ -104,6 +115,15 @@ class QuicConnection {
   // Waits up to `limit` for the close to be on the wire (the closing period's first packet).
   awaitable<void> drain(Duration limit);
 
+  // Paths (draft multipath): every open path, and the history of the selected one. The first
+  // entry of path_changes() is the path the connection started on.
+  std::vector<quic::PathStats> paths() const;
+  const std::vector<PathChange>& path_changes() const { return path_changes_; }
+  // Waits up to `limit` until path_changes() has more than `seen` entries; returns the next one,
+  // nullopt on timeout, an error once the connection has ended.
+  awaitable<QuicResult<std::optional<PathChange>>> next_path_change(std::size_t seen,
+                                                                    Duration limit);
+
   EndpointId remote_id() const;
   std::string alpn() const;
   const std::shared_ptr<QuicEndpoint>& endpoint() const { return endpoint_; }
@@ -125,6 +145,7 @@ class QuicConnection {
   EndpointId remote_id_;
   std::string alpn_;
   quic::ConnectionStats last_stats_;
+  std::vector<PathChange> path_changes_;
 };
 
 struct QuicEndpointOptions {
@@ -141,6 +162,13 @@ struct QuicEndpointOptions {
   // through it. Relays named by the peers we dial are connected on demand.
   std::optional<RelayUrl> relay;
   RelayClientOptions relay_client;  // token, CA file, timeouts (for every relay)
+  // Hole punching (spec §5): our candidate addresses are the interface addresses of the bound
+  // socket plus these (e.g. a NAT's public mapping learnt from address discovery or configured).
+  std::vector<SocketAddr> external_addrs;
+  bool hole_punching = true;  // false: announce nothing, never start rounds (relay or direct only)
+  // How often the host's interface addresses are re-read for new candidates (0 = never; the
+  // CLI peers use 1 s). The poll keeps the io_context busy while the endpoint is open.
+  Duration interface_poll{0};
 };
 
 class QuicEndpoint : public std::enable_shared_from_this<QuicEndpoint> {
@@ -177,6 +205,12 @@ class QuicEndpoint : public std::enable_shared_from_this<QuicEndpoint> {
   // The next incoming connection whose handshake completed; nullptr once the endpoint closed.
   awaitable<std::shared_ptr<QuicConnection>> accept();
 
+  // Hole punching: our current candidate addresses (spec §5.2).
+  std::vector<SocketAddr> direct_candidates() const;
+  // The host's addresses may have changed (network change, churn): re-read them, and announce /
+  // punch again on every connection if they did. Also adds `external` to the candidates.
+  void refresh_candidates(std::optional<std::vector<SocketAddr>> external = std::nullopt);
+
   // Closes every connection (code, reason), waits briefly for the closes to leave, stops.
   awaitable<void> shutdown(std::uint64_t code, std::string_view reason);
   void close();
@@ -204,6 +238,10 @@ class QuicEndpoint : public std::enable_shared_from_this<QuicEndpoint> {
   void on_relay_datagram(const RelayUrl& url, RelayDatagram d);
   void send_via_relay(const SocketAddr& dest, std::uint8_t ecn, ByteView data,
                       std::size_t segment_size);
+  // Hole punching and path selection per connection (impl/io/quic_endpoint_paths.cc).
+  void maintain_paths();
+  void maintain_connection(QuicConnection& c, quic::Connection& qc, Instant now);
+  void arm_maintain_timer();
 
   boost::asio::io_context& io_;
   SecretKey secret_;
@@ -234,6 +272,22 @@ class QuicEndpoint : public std::enable_shared_from_this<QuicEndpoint> {
   std::map<std::pair<RelayUrl, EndpointId>, SocketAddr> relay_path_addrs_;
   std::uint64_t next_relay_path_ = 1;
   boost::asio::steady_timer relay_notifier_;  // cancelled on every home relay event
+  // Hole punching: per-connection policy state, the candidates, and the timer for rounds.
+  struct PathPolicy {
+    quic::HolePunchSchedule schedule;
+    std::optional<std::uint32_t> selected;
+    bool configured = false;
+    std::vector<SocketAddr> announced;  // server: our ADD_ADDRESSes
+    std::uint64_t candidates_epoch = 0;
+  };
+  std::map<quic::ConnectionHandle, PathPolicy> path_policies_;
+  std::vector<SocketAddr> candidates_;
+  std::uint64_t candidates_epoch_ = 0;
+  boost::asio::steady_timer maintain_timer_;
+  std::optional<Instant> maintain_at_;
+  // Interface addresses are re-read this often (network changes: renumbering, moves).
+  boost::asio::steady_timer interface_timer_;
+  void watch_interfaces();
 };
 
 }  // namespace iroh::io

@@ -68,13 +68,15 @@ PacketSpace::PacketSpace(SpaceId id_)
                                         : PacketNumberSpace::kInitial),
       crypto_send(UINT64_MAX) {}
 
-Path::Path(const ConnectionConfig& config, const SocketAddr& remote_)
-    : remote(remote_),
+Path::Path(const ConnectionConfig& config, const SocketAddr& remote_, std::uint32_t id_)
+    : id(id_),
+      remote(remote_),
       rtt(config.initial_rtt),
       cc(make_congestion_controller(config.congestion, config.initial_mtu)),
       pacer(config.initial_mtu),
       mtu(config.initial_mtu),
-      pmtu_max(config.max_mtu) {}
+      pmtu_max(config.max_mtu),
+      idle_timeout(config.path_idle_timeout) {}
 
 }  // namespace detail
 
@@ -91,10 +93,16 @@ Connection::Impl::Impl(ConnectionConfig cfg, Random& r)
 
 Bytes Connection::Impl::local_transport_params() const {
   TransportParameters p = iroh_transport_parameters(initial_scid.view());
-  // Multipath and QNT are announced only once the engine implements them (the hole-punching
-  // issue); announcing them without support would make iroh open paths we cannot serve.
-  p.initial_max_path_id.reset();
-  p.n0_nat_traversal.reset();
+  if (config.max_path_id > 0) {
+    p.initial_max_path_id = config.max_path_id;
+  } else {
+    p.initial_max_path_id.reset();
+  }
+  if (config.max_path_id > 0 && config.nat_traversal_addresses > 0) {
+    p.n0_nat_traversal = config.nat_traversal_addresses;
+  } else {
+    p.n0_nat_traversal.reset();
+  }
   p.max_idle_timeout = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(config.idle_timeout).count());
   p.max_udp_payload_size = std::max<std::uint64_t>(1200, config.max_mtu + 20);
@@ -179,9 +187,11 @@ Result<std::unique_ptr<Connection>> Connection::connect(ConnectionConfig config,
   impl->last_activity = now;
   impl->original_dcid = dcid;
   impl->initial_scid = scid;
-  impl->local_cids[0] = {scid, stateless_reset_token(impl->config.reset_key, scid.view())};
-  impl->peer_cids[0] = {Bytes(dcid.view().begin(), dcid.view().end()), {}, false};
-  impl->paths.push_back(std::make_unique<Path>(impl->config, remote));
+  impl->local_cids[0].cids[0] = {scid, stateless_reset_token(impl->config.reset_key, scid.view())};
+  impl->local_cids[0].next_seq = 1;
+  impl->peer_cids[0].cids[0] = {Bytes(dcid.view().begin(), dcid.view().end()), {}, false};
+  impl->paths.push_back(std::make_unique<Path>(impl->config, remote, 0));
+  impl->path().last_rx = now;
   // The server's address is validated by definition for the client (RFC 9000 §8.1 limits
   // servers only).
   impl->path().validated = true;
@@ -208,9 +218,12 @@ Result<std::unique_ptr<Connection>> Connection::accept(ConnectionConfig config, 
   impl->initial_scid = scid;
   impl->retry_scid = retry_scid;
   impl->peer_initial_scid = client_scid;
-  impl->local_cids[0] = {scid, stateless_reset_token(impl->config.reset_key, scid.view())};
-  impl->peer_cids[0] = {Bytes(client_scid.view().begin(), client_scid.view().end()), {}, false};
-  impl->paths.push_back(std::make_unique<Path>(impl->config, remote));
+  impl->local_cids[0].cids[0] = {scid, stateless_reset_token(impl->config.reset_key, scid.view())};
+  impl->local_cids[0].next_seq = 1;
+  impl->peer_cids[0].cids[0] = {
+      Bytes(client_scid.view().begin(), client_scid.view().end()), {}, false};
+  impl->paths.push_back(std::make_unique<Path>(impl->config, remote, 0));
+  impl->path().last_rx = now;
   // After a Retry the client has proven its address (RFC 9000 §8.1.2).
   impl->path().validated = retry_scid.has_value();
   // Initial keys come from the DCID the client used in the packet we are answering: after a
@@ -240,8 +253,10 @@ void Connection::Impl::on_datagram(Instant now, const SocketAddr& from,
     if ((packets_since_close & (packets_since_close - 1)) == 0) close_pending = true;
     return;
   }
-  // Anti-amplification accounting counts whole datagrams (RFC 9000 §8.1).
-  if (from == path().remote) path().bytes_received += data.size();
+  // Anti-amplification accounting counts whole datagrams (RFC 9000 §8.1), per path address.
+  for (auto& p : paths) {
+    if (p->remote == from && !p->validated) p->bytes_received += data.size();
+  }
 
   const auto split = split_datagram(data, kLocalCidLength);
   for (const auto& parsed : split.packets) {
@@ -289,7 +304,8 @@ void Connection::Impl::on_retry(Instant now, ByteView datagram, const ParsedHead
   }
   retry_scid = parsed.header.scid;
   retry_token = parsed.header.token;
-  peer_cids[0].cid = Bytes(parsed.header.scid.view().begin(), parsed.header.scid.view().end());
+  peer_cids[0].cids[0].cid =
+      Bytes(parsed.header.scid.view().begin(), parsed.header.scid.view().end());
   // New Initial keys from the Retry's SCID; everything sent so far in the Initial space is
   // considered lost and goes again (without congestion penalty), PNs continue.
   if (auto r = install_initial_keys(parsed.header.scid); !r) return;
@@ -316,11 +332,32 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
   SpaceId sid = type == PacketType::kInitial     ? SpaceId::kInitial
                 : type == PacketType::kHandshake ? SpaceId::kHandshake
                                                  : SpaceId::kApplication;
-  PacketSpace& sp = space(sid);
-  if (sp.discarded) return;
-  if (!sp.rx) {
+  // The path: long headers belong to path 0; a 1-RTT packet's DCID names the path (multipath:
+  // every path has its own CIDs, spec §4.6). A packet for a path id we allow but have not seen
+  // opens that path (the peer is the one opening it).
+  std::uint32_t path_id = 0;
+  if (sid == SpaceId::kApplication && multipath()) {
+    auto pid = path_of_local_cid(parsed.header.dcid);
+    if (!pid) return;  // a CID we retired
+    path_id = *pid;
+  }
+  Path* pp = find_path(path_id);
+  bool fresh_path = false;
+  if (!pp) {
+    // Only the client opens paths (noq drops a client's packets for unknown paths), and not
+    // before the handshake is confirmed.
+    if (is_client() || !confirmed || path_id > local_max_path_id || !one_rtt_rx) return;
+    fresh_path = true;
+  }
+  PacketSpace* spp = pp ? &space(sid, *pp) : nullptr;
+  if (spp && spp->discarded) return;
+  crypto::PacketProtection* rx = sid == SpaceId::kApplication
+                                     ? (one_rtt_rx ? &*one_rtt_rx : nullptr)
+                                 : spp && spp->rx ? &*spp->rx
+                                                  : nullptr;
+  if (!rx) {
     // Keys not yet available (e.g. 1-RTT before the handshake completed): keep a few packets.
-    if (undecryptable.size() < detail::kMaxBufferedUndecryptable && !sp.discarded) {
+    if (undecryptable.size() < detail::kMaxBufferedUndecryptable) {
       undecryptable.emplace_back(Bytes(packet.begin(), packet.end()), from);
     }
     return;
@@ -332,9 +369,10 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
 
   ParsedHeader local = parsed;
   local.offset = 0;
-  auto opened = remove_header_protection(packet, local, sp.largest_rx, sp.rx->header_protection());
+  const std::optional<std::uint64_t> largest_rx = spp ? spp->largest_rx : std::nullopt;
+  auto opened = remove_header_protection(packet, local, largest_rx, rx->header_protection());
   if (!opened) return;
-  crypto::Aead* aead = &sp.rx->aead();
+  crypto::Aead* aead = &rx->aead();
   bool phase_flip = false;
   if (type == PacketType::kOneRtt && opened->header.key_phase != key_phase) {
     // RFC 9001 §6.3: a packet in the other phase is either a key update by the peer (pn above
@@ -342,12 +380,17 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
     // *we* initiated an update nothing has arrived in the new phase yet: until the peer follows,
     // its packets (with ever higher pns) still use the old keys (§6.5), so pn alone cannot tell.
     // (Fix: comparing with largest_rx dropped a whole RTT of the peer's packets after our update
-    // and mistook them for a second update.)
-    if (prev_rx && (!phase_first_rx_pn || opened->header.packet_number < *phase_first_rx_pn)) {
+    // and mistook them for a second update.) Packet numbers are per path: the comparison is
+    // made on path 0; other paths tell old from new phase by which keys open the packet.
+    const bool old_phase =
+        prev_rx &&
+        (path_id == 0 ? (!phase_first_rx_pn || opened->header.packet_number < *phase_first_rx_pn)
+                      : true);
+    if (old_phase) {
       aead = &prev_rx->aead();
     } else {
       if (!next_rx) {
-        auto next = sp.rx->next_generation();
+        auto next = rx->next_generation();
         if (!next) return;
         next_rx.emplace(std::move(next).value());
       }
@@ -355,13 +398,54 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
       phase_flip = true;
     }
   }
-  if (auto r = decrypt_payload(packet, *opened, *aead); !r) {
-    if (reset_candidate && peer_reset_token &&
-        std::equal(tail.begin(), tail.end(), peer_reset_token->begin())) {
-      enter_draining(now, CloseReason{CloseReason::Kind::kStatelessReset, 0, 0, "", {}});
+  Bytes retry_copy;
+  const bool may_retry_next = type == PacketType::kOneRtt && path_id != 0 && !phase_flip &&
+                              aead == (prev_rx ? &prev_rx->aead() : nullptr);
+  if (may_retry_next) retry_copy.assign(packet.begin(), packet.end());
+  auto decrypted = decrypt_payload(packet, *opened, *aead, multipath() ? path_id : 0);
+  if (!decrypted && may_retry_next) {
+    // Not the previous phase after all: the peer's key update, seen first on this path.
+    std::memcpy(packet.data(), retry_copy.data(), packet.size());
+    opened->payload =
+        packet.subspan(opened->header_length, opened->packet_length - opened->header_length);
+    if (!next_rx) {
+      auto next = rx->next_generation();
+      if (!next) return;
+      next_rx.emplace(std::move(next).value());
+    }
+    aead = &next_rx->aead();
+    phase_flip = true;
+    decrypted = decrypt_payload(packet, *opened, *aead, path_id);
+  }
+  if (!decrypted) {
+    if (reset_candidate) {
+      for (const auto& [pid, set] : peer_cids) {
+        for (const auto& [seq, c] : set.cids) {
+          if (c.has_reset_token && std::equal(tail.begin(), tail.end(), c.reset_token.begin())) {
+            enter_draining(now, CloseReason{CloseReason::Kind::kStatelessReset, 0, 0, "", {}});
+            return;
+          }
+        }
+      }
+      if (peer_reset_token && std::equal(tail.begin(), tail.end(), peer_reset_token->begin())) {
+        enter_draining(now, CloseReason{CloseReason::Kind::kStatelessReset, 0, 0, "", {}});
+      }
     }
     return;  // RFC 9001 §5.5: undecryptable packets are dropped silently
   }
+  if (fresh_path) {
+    // The peer opened a path (draft multipath §3.1): its address is unvalidated until our
+    // PATH_CHALLENGE comes back.
+    pp = new_path(now, path_id, from);
+    if (!pp) return;
+    spp = &space(sid, *pp);
+    // The datagram that opened the path counts towards its anti-amplification budget (on_datagram
+    // ran before the path existed). (Fix: a path the peer opened had no budget at all and could
+    // not answer the client's challenge until the client happened to send again.)
+    if (!pp->validated) pp->bytes_received += datagram_size;
+  }
+  Path& path_ref = *pp;
+  PacketSpace& sp = *spp;
   const std::uint64_t pn = opened->header.packet_number;
   if (sp.acks.is_duplicate(pn)) return;
   if (phase_flip) {
@@ -375,22 +459,22 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
       return;
     }
     // Accept the peer's key update: rotate receive keys and follow on the send side.
-    prev_rx = std::move(sp.rx);
-    sp.rx = std::move(next_rx);
+    prev_rx = std::move(one_rtt_rx);
+    one_rtt_rx = std::move(next_rx);
     next_rx.reset();
-    auto next_tx = sp.tx->next_generation();
+    auto next_tx = one_rtt_tx->next_generation();
     if (!next_tx) return;
-    sp.tx.emplace(std::move(next_tx).value());
+    one_rtt_tx.emplace(std::move(next_tx).value());
     key_phase = !key_phase;
-    key_update_first_pn = sp.next_pn;
+    key_update_first_pn = path().app.next_pn;
     key_update_acked = false;
     packets_in_phase = 0;
-    phase_first_rx_pn = pn;
-    phase_ack_sent = false;
+    phase_first_rx_pn = path_id == 0 ? std::optional<std::uint64_t>(pn) : std::nullopt;
+    phase_ack_sent = path_id != 0;
     ++stats.key_updates;
     qlog(now, "security:key_updated", "{\"trigger\":\"remote_update\"}");
   }
-  if (type == PacketType::kOneRtt && aead == &sp.rx->aead() &&
+  if (type == PacketType::kOneRtt && path_id == 0 && one_rtt_rx && aead == &one_rtt_rx->aead() &&
       (!phase_first_rx_pn || pn < *phase_first_rx_pn)) {
     phase_first_rx_pn = pn;
     phase_ack_sent = false;
@@ -401,6 +485,7 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
     return;
   }
   ++stats.packets_received;
+  ++path_ref.packets_received;
   if (!sp.largest_rx || pn > *sp.largest_rx) sp.largest_rx = pn;
   if (!received_any && is_client()) received_any = true;
 
@@ -408,7 +493,8 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
   if (is_client() && is_long_header(type) && !peer_cid_updated) {
     peer_cid_updated = true;
     peer_initial_scid = parsed.header.scid;
-    peer_cids[0].cid = Bytes(parsed.header.scid.view().begin(), parsed.header.scid.view().end());
+    peer_cids[0].cids[0].cid =
+        Bytes(parsed.header.scid.view().begin(), parsed.header.scid.view().end());
   }
 
   const PacketKind kind = type == PacketType::kInitial     ? PacketKind::kInitial
@@ -420,10 +506,12 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
     qlog(now, "transport:packet_received",
          std::string("{\"header\":{\"packet_type\":\"") + space_name(sid) +
              "\",\"packet_number\":" + std::to_string(pn) +
+             (multipath() ? ",\"path_id\":" + std::to_string(path_id) : std::string()) +
              "},\"raw\":{\"length\":" + std::to_string(packet.size()) + "}}");
   }
-  auto r = on_frames(now, sp, from, ByteView(opened->payload.data(), opened->payload.size()), kind,
-                     ack_eliciting, non_probing);
+  auto r =
+      on_frames(now, path_ref, sp, from, ByteView(opened->payload.data(), opened->payload.size()),
+                kind, ack_eliciting, non_probing);
   if (!r) {
     close_with_error(now, r.error());
     return;
@@ -433,6 +521,10 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
   const auto codepoint = static_cast<EcnCodepoint>(ecn & 0x3);
   sp.acks.on_packet_received(now, pn, ack_eliciting, codepoint);
   last_activity = now;
+  if (from == path_ref.remote) {
+    path_ref.last_rx = now;
+    path_ref.received_since_send = true;
+  }
 
   // Server: a Handshake packet proves the client's address and ends the Initial space
   // (RFC 9001 §4.9.1, RFC 9000 §8.1).
@@ -441,19 +533,24 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
     if (!initial.discarded) discard_space(now, initial);
   }
   // Peer address change (RFC 9000 §9.3): only non-probing packets with the highest packet number
-  // seen move the connection.
-  if (sid == SpaceId::kApplication && from != path().remote) {
+  // seen move the path. (With QNT, probes arrive on path 0 from other addresses all the time:
+  // they are answered off-path and never move it — spec §4.3.)
+  // With multipath only the server follows (noq: a client never migrates a path after the
+  // handshake).
+  if (sid == SpaceId::kApplication && from != path_ref.remote && !path_ref.abandoned &&
+      !(multipath() && is_client())) {
     if (non_probing && sp.largest_rx == pn) {
-      migrate_to(now, from);
+      migrate_to(now, path_ref, from);
       // The datagram that moved us counts towards the new address's anti-amplification budget
       // (RFC 9000 §8.1, §9.3.1). (Fix: on_datagram() had not counted it — it came from an address
       // other than the path's — and migrate_to() zeroed the budget, so nothing, not even the
       // PATH_CHALLENGE, could be sent until the peer happened to send again.)
-      path().bytes_received = datagram_size;
+      path_ref.bytes_received = datagram_size;
+      path_ref.last_rx = now;
     }
   }
   // Packets that waited for keys may be decryptable now.
-  if (!undecryptable.empty()) {
+  if (!undecryptable.empty() && one_rtt_rx) {
     auto pending = std::move(undecryptable);
     undecryptable.clear();
     for (auto& [bytes, addr] : pending) {
@@ -467,12 +564,12 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
   }
 }
 
-void Connection::Impl::migrate_to(Instant now, const SocketAddr& from) {
-  Path& p = path();
+void Connection::Impl::migrate_to(Instant now, Path& p, const SocketAddr& from) {
   const bool port_only = from.ip().size() == p.remote.ip().size() &&
                          std::equal(from.ip().begin(), from.ip().end(), p.remote.ip().begin());
   qlog(now, "transport:path_updated",
-       "{\"old\":\"" + p.remote.to_string() + "\",\"new\":\"" + from.to_string() + "\"}");
+       "{\"path_id\":" + std::to_string(p.id) + ",\"old\":\"" + p.remote.to_string() +
+           "\",\"new\":\"" + from.to_string() + "\"}");
   p.remote = from;
   p.validated = false;
   p.bytes_received = 0;
@@ -487,7 +584,7 @@ void Connection::Impl::migrate_to(Instant now, const SocketAddr& from) {
   rng.fill(data);
   p.challenge = data;
   p.challenge_pending = true;
-  p.challenge_deadline = now + 3 * pto(p.app);
+  p.challenge_deadline = now + 3 * pto(p, p.app);
   // QAD: the peer's address changed (NAT rebinding, migration): report the new one.
   p.observed_address_sent = false;
 }
@@ -506,8 +603,9 @@ bool Connection::Impl::accepts_observed_address() const {
   return *peer_params->observed_address != R::kReceiveOnly;
 }
 
-QuicResult<void> Connection::Impl::on_frames(Instant now, PacketSpace& sp, const SocketAddr& from,
-                                             ByteView payload, PacketKind kind, bool& ack_eliciting,
+QuicResult<void> Connection::Impl::on_frames(Instant now, Path& path, PacketSpace& sp,
+                                             const SocketAddr& from, ByteView payload,
+                                             PacketKind kind, bool& ack_eliciting,
                                              bool& non_probing) {
   Reader reader(payload);
   if (payload.empty()) {
@@ -523,7 +621,7 @@ QuicResult<void> Connection::Impl::on_frames(Instant now, PacketSpace& sp, const
     }
     if (is_ack_eliciting(*f)) ack_eliciting = true;
     if (!is_probing(*f)) non_probing = true;
-    auto r = on_frame(now, sp, from, *f);
+    auto r = on_frame(now, path, sp, from, *f);
     if (!r) {
       auto e = r.error();
       if (e.frame_type == 0) e.frame_type = frame_type_of(*f);
@@ -593,8 +691,8 @@ QuicResult<void> Connection::Impl::on_stream_frame(const frame::Stream& s) {
   return {};
 }
 
-QuicResult<void> Connection::Impl::on_frame(Instant now, PacketSpace& sp, const SocketAddr& from,
-                                            const Frame& f) {
+QuicResult<void> Connection::Impl::on_frame(Instant now, Path& path, PacketSpace& sp,
+                                            const SocketAddr& from, const Frame& f) {
   using namespace frame;
   const bool app = sp.id == SpaceId::kApplication;
   return std::visit(
@@ -603,7 +701,9 @@ QuicResult<void> Connection::Impl::on_frame(Instant now, PacketSpace& sp, const 
         if constexpr (std::is_same_v<T, Padding> || std::is_same_v<T, Ping>) {
           return {};
         } else if constexpr (std::is_same_v<T, Ack>) {
-          return on_ack(now, sp, fr);
+          // With multipath a 1-RTT ACK acknowledges path 0 (noq sends PATH_ACK, accepts both).
+          if (app && multipath()) return on_ack(now, this->path(), this->path().app, fr);
+          return on_ack(now, path, sp, fr);
         } else if constexpr (std::is_same_v<T, Crypto>) {
           return on_crypto(now, sp, fr);
         } else if constexpr (std::is_same_v<T, Stream>) {
@@ -680,79 +780,103 @@ QuicResult<void> Connection::Impl::on_frame(Instant now, PacketSpace& sp, const 
           }
           return {};  // we do not use address-validation tokens for future connections
         } else if constexpr (std::is_same_v<T, NewConnectionId>) {
-          if (fr.path_id) {
+          if (fr.path_id && !multipath()) {
             return quic_error(TransportError::kProtocolViolation, "multipath not negotiated");
           }
-          if (peer_cids.count(0) && peer_cids.begin()->second.cid.empty()) {
+          const std::uint64_t pid = fr.path_id.value_or(0);
+          if (pid > local_max_path_id) {
+            return quic_error(TransportError::kProtocolViolation,
+                              "PATH_NEW_CONNECTION_ID beyond our maximum path id");
+          }
+          const auto path_id = static_cast<std::uint32_t>(pid);
+          if (const Path* target = find_path(path_id); target && target->abandoned) return {};
+          auto& set = peer_cids[path_id];
+          if (path_id == 0 && set.cids.count(0) && set.cids.begin()->second.cid.empty()) {
             return quic_error(TransportError::kProtocolViolation,
                               "NEW_CONNECTION_ID with zero-length CIDs");
           }
-          if (auto it = peer_cids.find(fr.sequence); it != peer_cids.end()) {
+          if (auto it = set.cids.find(fr.sequence); it != set.cids.end()) {
             if (!frame::same_bytes(it->second.cid, fr.cid)) {
               return quic_error(TransportError::kProtocolViolation,
                                 "sequence number reused for another CID");
             }
             return {};
           }
-          if (fr.sequence < peer_retire_prior_to) {
-            pending_retire.insert(fr.sequence);  // already retired: retire at once
+          if (fr.sequence < set.retire_prior_to) {
+            set.pending_retire.insert(fr.sequence);  // already retired: retire at once
             return {};
           }
-          peer_cids[fr.sequence] = {Bytes(fr.cid.begin(), fr.cid.end()), fr.reset_token, true};
-          if (fr.retire_prior_to > peer_retire_prior_to) {
-            peer_retire_prior_to = fr.retire_prior_to;
-            for (auto it = peer_cids.begin(); it != peer_cids.end();) {
-              if (it->first < peer_retire_prior_to) {
-                pending_retire.insert(it->first);
-                it = peer_cids.erase(it);
+          set.cids[fr.sequence] = {Bytes(fr.cid.begin(), fr.cid.end()), fr.reset_token, true};
+          if (fr.retire_prior_to > set.retire_prior_to) {
+            set.retire_prior_to = fr.retire_prior_to;
+            for (auto it = set.cids.begin(); it != set.cids.end();) {
+              if (it->first < set.retire_prior_to) {
+                set.pending_retire.insert(it->first);
+                it = set.cids.erase(it);
               } else {
                 ++it;
               }
             }
-            if (!peer_cids.count(peer_cid_seq)) peer_cid_seq = peer_cids.begin()->first;
+            if (!set.cids.count(set.in_use)) set.in_use = set.cids.begin()->first;
           }
-          if (peer_cids.size() > detail::kActiveCidLimit) {
+          if (!set.cids.count(set.in_use)) set.in_use = set.cids.begin()->first;
+          if (set.cids.size() > detail::kActiveCidLimit) {
             return quic_error(TransportError::kConnectionIdLimitError,
                               "more active connection IDs than our limit of 5");
           }
           return {};
         } else if constexpr (std::is_same_v<T, RetireConnectionId>) {
-          if (fr.path_id) {
+          if (fr.path_id && !multipath()) {
             return quic_error(TransportError::kProtocolViolation, "multipath not negotiated");
           }
-          if (fr.sequence >= next_local_cid_seq) {
+          const auto path_id = static_cast<std::uint32_t>(fr.path_id.value_or(0));
+          auto sit = local_cids.find(path_id);
+          if (sit == local_cids.end() || fr.sequence >= sit->second.next_seq) {
             return quic_error(TransportError::kProtocolViolation,
                               "RETIRE_CONNECTION_ID for a CID never issued");
           }
-          auto it = local_cids.find(fr.sequence);
-          if (it == local_cids.end()) return {};
+          auto& set = sit->second;
+          auto it = set.cids.find(fr.sequence);
+          if (it == set.cids.end()) return {};
           events.push_back(event::CidRetired{it->second.cid});
-          local_cids.erase(it);
+          set.cids.erase(it);
+          cid_path_cache.reset();
           ++cid_epoch;
-          // Keep the peer supplied: issue a replacement.
-          const std::uint64_t seq = next_local_cid_seq++;
-          ConnectionId cid;
-          {
-            ByteArray<kLocalCidLength> raw{};
-            rng.fill(raw);
-            cid = ConnectionId::from(raw).value();
-          }
-          local_cids[seq] = {cid, stateless_reset_token(config.reset_key, cid.view())};
-          events.push_back(event::CidIssued{cid, local_cids[seq].reset_token});
-          pending_new_cids.insert(seq);
-          ++cid_epoch;
+          // Keep the peer supplied: issue a replacement (not for an abandoned path).
+          const Path* target = find_path(path_id);
+          if (!(target && target->abandoned)) issue_local_cids(path_id, set.cids.size() + 1);
           return {};
         } else if constexpr (std::is_same_v<T, PathChallenge>) {
-          path_responses.emplace_back(fr.data, from);
-          if (path_responses.size() > 8) path_responses.pop_front();
+          // Answered on the path it arrived on, to the address it came from (RFC 9000 §8.2.2);
+          // from an address that is not the path's (a QNT probe) the answer goes off-path.
+          path_responses.push_back({fr.data, from, path.id});
+          if (path_responses.size() > 32) path_responses.pop_front();
           return {};
         } else if constexpr (std::is_same_v<T, PathResponse>) {
-          Path& p = path();
-          if (p.challenge && *p.challenge == fr.data) {
+          // A QNT probe answered from the probed address (spec §5.3): the client opens a path
+          // there. Otherwise it may validate the path it arrived on.
+          if (nat) {
+            if (auto opened = nat->on_path_response(fr.data, from)) {
+              ++stats.nat_probe_responses;
+              qlog(now, "transport:nat_probe_answered",
+                   "{\"address\":\"" + from.to_string() + "\"}");
+              if (is_client()) {
+                bool exists = false;
+                for (const auto& q : paths) {
+                  if (!q->abandoned && q->remote == from) exists = true;
+                }
+                if (!exists) (void)open_path_internal(now, from, quic::PathStatus::kBackup);
+              }
+              return {};
+            }
+          }
+          Path& p = path;
+          if (p.challenge && *p.challenge == fr.data && from == p.remote) {
             p.validated = true;
             p.challenge.reset();
             p.challenge_pending = false;
             p.challenge_deadline.reset();
+            on_path_validated(now, p);
           }
           return {};
         } else if constexpr (std::is_same_v<T, ConnectionClose>) {
@@ -790,8 +914,10 @@ QuicResult<void> Connection::Impl::on_frame(Instant now, PacketSpace& sp, const 
           // ack-frequency draft: honour the peer's request, bounded below by our min_ack_delay.
           const auto delay =
               std::max<Duration>(std::chrono::microseconds(fr.request_max_ack_delay), 1ms);
-          path().app.acks.set_ack_frequency(fr.ack_eliciting_threshold, delay,
-                                            fr.reordering_threshold);
+          for (auto& q : paths) {
+            q->app.acks.set_ack_frequency(fr.ack_eliciting_threshold, delay,
+                                          fr.reordering_threshold);
+          }
           return {};
         } else if constexpr (std::is_same_v<T, ImmediateAck>) {
           sp.acks.set_immediate_ack_requested();
@@ -815,10 +941,9 @@ QuicResult<void> Connection::Impl::on_frame(Instant now, PacketSpace& sp, const 
           }
           return {};
         } else {
-          // Multipath, QNT and QAD frames: none of those extensions is negotiated.
+          // Multipath and QNT frames (connection_paths.cc).
           (void)app;
-          return quic_error(TransportError::kProtocolViolation,
-                            std::string(frame_name(Frame(fr))) + " without the extension");
+          return on_multipath_frame(now, path, from, f);
         }
       },
       f);
@@ -877,14 +1002,16 @@ QuicResult<void> Connection::Impl::drive_tls(Instant now) {
     if (auto* s = std::get_if<crypto::SecretEvent>(&*ev)) {
       auto keys = crypto::PacketProtection::from_secret(s->aead, s->secret, s->level);
       if (!keys) return quic_error(TransportError::kInternalError, keys.error().message);
-      PacketSpace* sp = nullptr;
-      if (s->level == crypto::EncryptionLevel::kHandshake) sp = &handshake;
-      if (s->level == crypto::EncryptionLevel::kOneRtt) sp = &path().app;
-      if (!sp) continue;  // 0-RTT: unused
+      if (s->level == crypto::EncryptionLevel::kOneRtt) {
+        (s->direction == crypto::Direction::kWrite ? one_rtt_tx : one_rtt_rx)
+            .emplace(std::move(keys).value());
+        continue;
+      }
+      if (s->level != crypto::EncryptionLevel::kHandshake) continue;  // 0-RTT: unused
       if (s->direction == crypto::Direction::kWrite) {
-        sp->tx.emplace(std::move(keys).value());
+        handshake.tx.emplace(std::move(keys).value());
       } else {
-        sp->rx.emplace(std::move(keys).value());
+        handshake.rx.emplace(std::move(keys).value());
       }
     } else if (auto* p = std::get_if<crypto::PeerTransportParamsEvent>(&*ev)) {
       if (auto r = on_peer_params(now, p->raw); !r) return r;
@@ -930,10 +1057,6 @@ QuicResult<void> Connection::Impl::on_peer_params(Instant now, ByteView raw) {
   // RFC 9000 §7.3: authenticate the connection IDs used during the handshake.
   if (!p.initial_source_connection_id ||
       !frame::same_bytes(*p.initial_source_connection_id, peer_initial_scid.view())) {
-    if (is_client() && !peer_cid_updated) {
-      // The server's SCID is learnt from its first Initial, processed before its
-      // EncryptedExtensions; reaching here without it cannot happen.
-    }
     return tp_error("initial_source_connection_id does not match the packets' SCID");
   }
   if (is_client()) {
@@ -947,8 +1070,8 @@ QuicResult<void> Connection::Impl::on_peer_params(Instant now, ByteView raw) {
     }
     peer_reset_token = p.stateless_reset_token;
     if (p.stateless_reset_token) {
-      peer_cids[0].reset_token = *p.stateless_reset_token;
-      peer_cids[0].has_reset_token = true;
+      peer_cids[0].cids[0].reset_token = *p.stateless_reset_token;
+      peer_cids[0].cids[0].has_reset_token = true;
     }
   }
   peer_max_udp_payload = p.max_udp_payload_size;
@@ -966,8 +1089,22 @@ QuicResult<void> Connection::Impl::on_peer_params(Instant now, ByteView raw) {
   }
   for (auto& pth : paths)
     pth->pmtu_max = std::min<std::uint64_t>(pth->pmtu_max, peer_max_udp_payload);
+  // draft multipath: on iff both sides sent initial_max_path_id; QNT iff both sent its TP and
+  // multipath is on (spec §4.3). Each side may announce at most the other's limit of addresses.
+  if (config.max_path_id > 0 && p.initial_max_path_id) {
+    multipath_on = true;
+    local_max_path_id = config.max_path_id;
+    peer_max_path_id =
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(*p.initial_max_path_id, 0xffffffffu));
+    if (config.nat_traversal_addresses > 0 && p.n0_nat_traversal) {
+      nat.emplace(config.role, *p.n0_nat_traversal, config.nat_traversal_addresses,
+                  config.initial_rtt);
+    }
+  }
   peer_params = std::move(p);
-  qlog(now, "transport:parameters_set", "{\"owner\":\"remote\"}");
+  qlog(now, "transport:parameters_set",
+       std::string("{\"owner\":\"remote\",\"multipath\":") + (multipath_on ? "true" : "false") +
+           ",\"nat_traversal\":" + (nat ? "true" : "false") + "}");
   return {};
 }
 
@@ -975,19 +1112,10 @@ void Connection::Impl::on_handshake_complete(Instant now) {
   handshake_complete = true;
   state = State::kEstablished;
   events.push_back(event::HandshakeCompleted{});
-  // Hand the peer spare connection IDs (RFC 9000 §5.1.1), up to its limit (incl. the first).
-  const std::uint64_t want =
-      std::min<std::uint64_t>(peer_active_cid_limit, detail::kActiveCidLimit);
-  while (local_cids.size() < want) {
-    const std::uint64_t seq = next_local_cid_seq++;
-    ByteArray<kLocalCidLength> raw{};
-    rng.fill(raw);
-    auto cid = ConnectionId::from(raw).value();
-    local_cids[seq] = {cid, stateless_reset_token(config.reset_key, cid.view())};
-    events.push_back(event::CidIssued{cid, local_cids[seq].reset_token});
-    pending_new_cids.insert(seq);
-    ++cid_epoch;
-  }
+  // Hand the peer spare connection IDs (RFC 9000 §5.1.1), up to its limit (incl. the first);
+  // with multipath also CIDs for every other path id both sides allow (noq does it eagerly).
+  issue_local_cids(0, std::min<std::uint64_t>(peer_active_cid_limit, detail::kActiveCidLimit));
+  issue_path_cids();
   if (!is_client()) {
     // RFC 9001 §4.1.2: the server's handshake is confirmed when it completes.
     handshake_done_pending = true;
@@ -1002,7 +1130,7 @@ void Connection::Impl::confirm_handshake(Instant now) {
   // RFC 9001 §4.9.2: Handshake keys are discarded once the handshake is confirmed.
   if (!initial.discarded) discard_space(now, initial);
   if (!handshake.discarded) discard_space(now, handshake);
-  path().pmtu_next_probe = now;
+  for (auto& p : paths) p->pmtu_next_probe = now;
   qlog(now, "transport:connection_state_updated", "{\"new\":\"handshake_confirmed\"}");
 }
 
@@ -1017,12 +1145,12 @@ void Connection::Impl::discard_space(Instant now, PacketSpace& sp) {
   sp.probes_pending = 0;
 }
 
-QuicResult<void> Connection::Impl::on_ack(Instant now, PacketSpace& sp, const frame::Ack& ack) {
+QuicResult<void> Connection::Impl::on_ack(Instant now, Path& p, PacketSpace& sp,
+                                          const frame::Ack& ack) {
   // RFC 9000 §19.3: validate the ranges (the decoder did), then process.
   if (ack.largest >= sp.next_pn) {
     return quic_error(TransportError::kProtocolViolation, "ACK of a packet never sent");
   }
-  Path& p = path();
   auto intervals = frame::ack_intervals(ack);
   auto outcome = sp.sent.on_ack(now, intervals, p.rtt);
   if (!outcome) return outcome.error();
@@ -1037,7 +1165,7 @@ QuicResult<void> Connection::Impl::on_ack(Instant now, PacketSpace& sp, const fr
   for (const auto& meta : outcome->newly_acked) {
     auto it = sp.sent_frames.find(meta.pn);
     if (it != sp.sent_frames.end()) {
-      on_packet_acked(now, sp, meta, it->second);
+      on_packet_acked(now, p, sp, meta, it->second);
       sp.sent_frames.erase(it);
     }
     if (meta.in_flight)
@@ -1065,7 +1193,7 @@ QuicResult<void> Connection::Impl::on_ack(Instant now, PacketSpace& sp, const fr
         largest_lost_sent = meta.time_sent;
       }
       if (it != sp.sent_frames.end()) {
-        on_packet_lost(now, sp, meta, it->second, !probe);
+        on_packet_lost(now, p, sp, meta, it->second, !probe);
         sp.sent_frames.erase(it);
       }
     }
@@ -1081,7 +1209,7 @@ QuicResult<void> Connection::Impl::on_ack(Instant now, PacketSpace& sp, const fr
   // RFC 9002 §6.2.1: the PTO backoff resets on an ACK (a client keeps it until the server's
   // address validation is certain — we have the server's Handshake packets by then).
   if (sp.id == SpaceId::kHandshake) handshake_acked = true;
-  pto_backoff = 0;
+  if (!outcome->newly_acked.empty()) p.pto_backoff = 0;
   // Our key update is complete once the peer acknowledges a packet of the new phase.
   if (sp.id == SpaceId::kApplication && key_update_first_pn && !outcome->newly_acked.empty() &&
       outcome->largest_newly_acked && *outcome->largest_newly_acked >= *key_update_first_pn) {
@@ -1090,8 +1218,8 @@ QuicResult<void> Connection::Impl::on_ack(Instant now, PacketSpace& sp, const fr
   return {};
 }
 
-void Connection::Impl::on_packet_acked(Instant now, PacketSpace& sp, const SentPacketMeta& meta,
-                                       SentFrames& fr) {
+void Connection::Impl::on_packet_acked(Instant now, Path& p, PacketSpace& sp,
+                                       const SentPacketMeta& meta, SentFrames& fr) {
   for (const auto& s : fr.streams) {
     auto it = streams.find(s.stream_id);
     if (it == streams.end() || !it->second.send) continue;
@@ -1110,7 +1238,6 @@ void Connection::Impl::on_packet_acked(Instant now, PacketSpace& sp, const SentP
   if (fr.ack_largest) sp.acks.on_ack_acknowledged(*fr.ack_largest);
   if (fr.key_phase_flip) key_update_acked = true;
   if (fr.pmtu_probe) {
-    Path& p = path();
     if (fr.pmtu_probe > p.mtu) {
       p.mtu = fr.pmtu_probe;
       p.cc->on_max_datagram_size(p.mtu);
@@ -1123,8 +1250,9 @@ void Connection::Impl::on_packet_acked(Instant now, PacketSpace& sp, const SentP
   (void)meta;
 }
 
-void Connection::Impl::on_packet_lost(Instant now, PacketSpace& sp, const SentPacketMeta& meta,
-                                      SentFrames& fr, bool congestion_loss) {
+void Connection::Impl::on_packet_lost(Instant now, Path& p, PacketSpace& sp,
+                                      const SentPacketMeta& meta, SentFrames& fr,
+                                      bool congestion_loss) {
   if (congestion_loss) ++stats.packets_lost;
   for (const auto& s : fr.streams) {
     auto it = streams.find(s.stream_id);
@@ -1135,6 +1263,8 @@ void Connection::Impl::on_packet_lost(Instant now, PacketSpace& sp, const SentPa
   for (auto [off, len] : fr.crypto) sp.crypto_send.on_lost(off, len, false);
   if (fr.handshake_done) handshake_done_pending = true;
   if (fr.observed_address) observed_address_pending = true;
+  // A lost PATH_CHALLENGE is sent again (with the same data) while its path is unvalidated.
+  if (fr.path_challenge && !p.validated && p.challenge && !p.abandoned) p.challenge_pending = true;
   if (fr.max_data) pending_max_data = max_data_lost = true;
   for (auto id : fr.max_stream_data) {
     auto it = streams.find(id);
@@ -1146,10 +1276,23 @@ void Connection::Impl::on_packet_lost(Instant now, PacketSpace& sp, const SentPa
   }
   if (fr.max_streams_bidi) pending_max_streams[0] = pending_max_streams_lost[0] = true;
   if (fr.max_streams_uni) pending_max_streams[1] = pending_max_streams_lost[1] = true;
-  for (auto seq : fr.new_cids) {
-    if (local_cids.count(seq)) pending_new_cids.insert(seq);
+  for (auto [pid, seq] : fr.new_cids) {
+    auto it = local_cids.find(pid);
+    if (it != local_cids.end() && it->second.cids.count(seq)) it->second.pending_new.insert(seq);
   }
-  for (auto seq : fr.retire_cids) pending_retire.insert(seq);
+  for (auto [pid, seq] : fr.retire_cids) peer_cids[pid].pending_retire.insert(seq);
+  for (auto pid : fr.path_abandons) {
+    if (Path* q = find_path(pid); q && q->abandoned) q->abandon_pending = true;
+  }
+  for (auto pid : fr.path_statuses) {
+    if (Path* q = find_path(pid); q && !q->abandoned) q->status_pending = true;
+  }
+  if (fr.max_path_id) max_path_id_pending = true;
+  for (auto seq : fr.add_addresses) {
+    if (nat && nat->local_address(seq)) pending_add_addresses.insert(seq);
+  }
+  for (auto seq : fr.remove_addresses) pending_remove_addresses.insert(seq);
+  if (fr.reach_out_round && nat && *fr.reach_out_round == nat->round()) reach_out_pending = true;
   for (auto id : fr.reset_streams) {
     auto it = streams.find(id);
     if (it != streams.end() && it->second.send) {
@@ -1165,7 +1308,6 @@ void Connection::Impl::on_packet_lost(Instant now, PacketSpace& sp, const SentPa
     }
   }
   if (fr.pmtu_probe) {
-    Path& p = path();
     p.pmtu_probe_size = 0;
     if (++p.pmtu_failures >= 3) {
       // The size does not fit: search lower next time, or give up at the floor.
@@ -1225,6 +1367,7 @@ std::optional<ConnectionEvent> Connection::poll_event() {
 
 Role Connection::role() const { return impl_->config.role; }
 bool Connection::is_handshake_complete() const { return impl_->handshake_complete; }
+bool Connection::is_handshake_confirmed() const { return impl_->confirmed; }
 bool Connection::is_closed() const { return impl_->closed.has_value(); }
 bool Connection::is_drained() const { return impl_->state == Impl::State::kDrained; }
 const std::optional<CloseReason>& Connection::close_reason() const { return impl_->closed; }
@@ -1234,7 +1377,7 @@ std::optional<EndpointId> Connection::peer_id() const {
 std::optional<std::string> Connection::alpn() const {
   return impl_->tls ? impl_->tls->alpn() : std::nullopt;
 }
-SocketAddr Connection::remote_address() const { return impl_->path().remote; }
+SocketAddr Connection::remote_address() const { return impl_->send_path().remote; }
 std::optional<SocketAddr> Connection::observed_address() const {
   if (!impl_->last_observed) return std::nullopt;
   return impl_->last_observed->address;
@@ -1242,7 +1385,12 @@ std::optional<SocketAddr> Connection::observed_address() const {
 
 ConnectionStats Connection::stats() const {
   ConnectionStats s = impl_->stats;
-  const Path& p = impl_->path();
+  const Path& p = impl_->send_path();
+  s.path.id = p.id;
+  s.path.status = p.status;
+  s.path.has_rtt = p.rtt.has_sample();
+  s.path.packets_sent = p.packets_sent;
+  s.path.packets_received = p.packets_received;
   s.path.remote = p.remote;
   s.path.rtt = p.rtt.smoothed();
   s.path.min_rtt = p.rtt.has_sample() ? p.rtt.min() : Duration::zero();
@@ -1257,16 +1405,20 @@ std::uint64_t Connection::cid_epoch() const { return impl_->cid_epoch; }
 
 std::vector<ConnectionId> Connection::local_cids() const {
   std::vector<ConnectionId> out;
-  for (const auto& [seq, c] : impl_->local_cids) out.push_back(c.cid);
+  for (const auto& [pid, set] : impl_->local_cids) {
+    for (const auto& [seq, c] : set.cids) out.push_back(c.cid);
+  }
   return out;
 }
 
 bool Connection::matches_reset_token(ByteView datagram) const {
   if (datagram.size() < 21) return false;
   auto tail = datagram.last(16);
-  for (const auto& [seq, c] : impl_->peer_cids) {
-    if (c.has_reset_token && std::equal(tail.begin(), tail.end(), c.reset_token.begin())) {
-      return true;
+  for (const auto& [pid, set] : impl_->peer_cids) {
+    for (const auto& [seq, c] : set.cids) {
+      if (c.has_reset_token && std::equal(tail.begin(), tail.end(), c.reset_token.begin())) {
+        return true;
+      }
     }
   }
   return false;
@@ -1427,7 +1579,7 @@ std::size_t Connection::max_datagram_size() const {
   if (I.peer_max_datagram_frame == 0) return 0;
   // 1-RTT overhead: short header (1 + CID + 4-byte PN) + tag + frame type and length.
   const std::size_t overhead = 1 + 20 + 4 + detail::kTagLength + 1 + 4;
-  const std::size_t mtu = I.path().mtu;
+  const std::size_t mtu = I.send_path().mtu;
   return std::min<std::size_t>(I.peer_max_datagram_frame, mtu > overhead ? mtu - overhead : 0);
 }
 
@@ -1474,12 +1626,12 @@ Result<void> Connection::initiate_key_update() {
   if (!I.confirmed) return make_error("handshake not confirmed");
   if (!I.key_update_acked) return make_error("previous key update not yet acknowledged");
   auto& sp = I.path().app;
-  auto next_tx = sp.tx->next_generation();
-  auto next_rx = sp.rx->next_generation();
+  auto next_tx = I.one_rtt_tx->next_generation();
+  auto next_rx = I.one_rtt_rx->next_generation();
   if (!next_tx || !next_rx) return make_error("key derivation failed");
-  sp.tx.emplace(std::move(next_tx).value());
-  I.prev_rx = std::move(sp.rx);
-  sp.rx.emplace(std::move(next_rx).value());
+  I.one_rtt_tx.emplace(std::move(next_tx).value());
+  I.prev_rx = std::move(I.one_rtt_rx);
+  I.one_rtt_rx.emplace(std::move(next_rx).value());
   I.next_rx.reset();
   I.key_phase = !I.key_phase;
   I.phase_first_rx_pn.reset();  // nothing received in the new phase yet

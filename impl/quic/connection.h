@@ -12,9 +12,20 @@
 // Random& given at construction. Run the same byte/time sequence twice and the connection does the
 // same thing twice (the TLS library's own key-share randomness aside).
 //
-// Structure, as the multipath issue will need it: RTT, congestion control, pacing, MTU and the
-// application-data packet number space live in a Path; the Initial and Handshake spaces exist only
-// on the first path and live in the connection. Today there is exactly one path (id 0).
+// Paths (draft-ietf-quic-multipath, as noq implements it; spec §4.6): RTT, congestion control,
+// pacing, MTU, the application-data packet number space, keep-alive and idle timers live in a
+// Path; the Initial and Handshake spaces exist only on path 0 and live in the connection. Without
+// multipath there is exactly one path (id 0) and the wire is plain RFC 9000. With it, each path
+// has its own connection IDs, packet numbers and per-path AEAD nonce; the client opens paths
+// (open_path), either side abandons them, and application data goes on the best validated path
+// whose local status is Available (Backup paths only when no Available path exists).
+//
+// n0 NAT traversal (QNT, spec §5) rides on multipath: the server announces candidate addresses
+// (add_nat_traversal_address → ADD_ADDRESS), the client starts rounds
+// (initiate_nat_traversal_round → REACH_OUT) and both probe the other's candidates with unpadded
+// PATH_CHALLENGEs on path 0's CID. A probe answered from the probed address makes the client open
+// a path there. Policy — which addresses, when to start rounds, which path is selected — belongs
+// to the endpoint (impl/quic/path_selector.h, impl/io/quic_endpoint).
 //
 // What is implemented (RFC section in brackets where it is a MUST):
 //   - Initial/Handshake/1-RTT spaces, coalescing, CRYPTO reassembly, key discard [9001 §4.9],
@@ -122,7 +133,21 @@ struct ConnectionConfig {
   // kBoth: we accept reports (observed_address()). The relay's QAD server is kSendOnly, its
   // clients kReceiveOnly.
   std::optional<AddressDiscoveryRole> observed_address;
+
+  // draft-ietf-quic-multipath: announce initial_max_path_id (iroh: 7). Multipath is on iff both
+  // sides announce it. 0 = do not announce (single-path RFC 9000 behaviour).
+  std::uint32_t max_path_id = 7;
+  // n0 NAT traversal: announce TP 0x3d7f91120401 with this many addresses (iroh: 32); 0 = off.
+  // Needs multipath.
+  std::uint8_t nat_traversal_addresses = 32;
+  // A path on which nothing arrives for this long is abandoned (iroh: 15 s for IP paths; the
+  // endpoint gives relay paths 30 s with set_path_idle_timeout). 0 = only the connection idles.
+  Duration path_idle_timeout = 15s;
 };
+
+// draft-ietf-quic-multipath path status: Available paths carry application data, Backup paths
+// only when no Available path is usable.
+enum class PathStatus : std::uint8_t { kAvailable, kBackup };
 
 // The stateless reset token of a CID under `reset_key` (keyed BLAKE3, truncated).
 ByteArray<16> stateless_reset_token(const ByteArray<32>& reset_key, ByteView cid);
@@ -184,6 +209,16 @@ struct AddressObserved {  // QAD: the peer reported a new address for us (observ
   SocketAddr address;
   std::uint64_t sequence;
 };
+struct PathOpened {  // a multipath path was validated and may carry data (both sides)
+  std::uint32_t id;
+  SocketAddr remote;
+};
+struct PathAbandoned {  // a path was abandoned (by either side, or it idled out)
+  std::uint32_t id;
+  std::uint64_t code;
+};
+struct NatTraversalUpdated {  // QNT client: the server's candidate addresses changed
+};
 struct Closed {  // terminal: the connection is draining or gone; close_reason() has details
   CloseReason reason;
 };
@@ -193,7 +228,8 @@ using ConnectionEvent =
     std::variant<event::HandshakeCompleted, event::StreamOpened, event::StreamReadable,
                  event::StreamWritable, event::StreamStopped, event::StreamsAvailable,
                  event::DatagramReceived, event::CidIssued, event::CidRetired,
-                 event::AddressObserved, event::Closed>;
+                 event::AddressObserved, event::PathOpened, event::PathAbandoned,
+                 event::NatTraversalUpdated, event::Closed>;
 
 // What poll_transmit() produced: `size` bytes at the start of the buffer, to `dest`, with the ECN
 // codepoint `ecn` (IP TOS low bits). If size > segment_size the buffer holds several datagrams of
@@ -211,7 +247,12 @@ struct StreamReadResult {
 };
 
 struct PathStats {
+  std::uint32_t id = 0;
   SocketAddr remote;
+  PathStatus status = PathStatus::kAvailable;  // ours
+  bool abandoned = false;
+  bool has_rtt = false;
+  std::uint64_t packets_sent = 0, packets_received = 0;
   Duration rtt{};  // smoothed
   Duration min_rtt{};
   std::uint64_t cwnd = 0;
@@ -230,7 +271,8 @@ struct ConnectionStats {
   std::uint64_t observed_addresses_sent = 0, observed_addresses_received = 0;  // QAD frames
   // Why poll_transmit stopped short (diagnostics for throughput work).
   std::uint64_t blocked_cwnd = 0, blocked_pacing = 0, blocked_flow_control = 0;
-  PathStats path;
+  std::uint64_t nat_probes_sent = 0, nat_probe_responses = 0, paths_opened = 0, paths_abandoned = 0;
+  PathStats path;  // the path application data goes on now
 };
 
 class Connection {
@@ -269,6 +311,7 @@ class Connection {
   // ---- state ----
   Role role() const;
   bool is_handshake_complete() const;
+  bool is_handshake_confirmed() const;  // RFC 9001 §4.1.2 (client: HANDSHAKE_DONE received)
   // Closed or draining: no more application data either way. is_drained(): the connection can be
   // forgotten (closing/draining period over).
   bool is_closed() const;
@@ -290,6 +333,33 @@ class Connection {
   // The endpoint found a datagram carrying our peer's reset token: the connection is over
   // (RFC 9000 §10.3.1), it drains without sending anything.
   void handle_stateless_reset(Instant now);
+
+  // ---- paths (draft-ietf-quic-multipath) ----
+  bool multipath_enabled() const;      // both sides announced initial_max_path_id
+  bool nat_traversal_enabled() const;  // both announced QNT, and multipath is on
+  // Every path not yet forgotten (abandoned ones linger for 3 PTO), by id.
+  std::vector<PathStats> paths() const;
+  // Client: opens a path to `remote` (PATH_CHALLENGE on a fresh path id); event::PathOpened when
+  // it validates. Errors: not a multipath client, no free path id or no peer CID for it yet.
+  Result<std::uint32_t> open_path(Instant now, const SocketAddr& remote, PathStatus status);
+  // Our status for a path (PATH_STATUS_AVAILABLE / PATH_STATUS_BACKUP to the peer).
+  Result<void> set_path_status(std::uint32_t id, PathStatus status);
+  // PATH_ABANDON with `code`; the path's state is forgotten 3 PTO later.
+  Result<void> close_path(Instant now, std::uint32_t id, std::uint64_t code);
+  // Per-path idle timeout (0 = none); the default is ConnectionConfig::path_idle_timeout.
+  Result<void> set_path_idle_timeout(std::uint32_t id, Duration timeout);
+
+  // ---- n0 NAT traversal (spec §5) ----
+  // Server: announce / withdraw a candidate address (ADD_ADDRESS / REMOVE_ADDRESS). Adding a
+  // known address is a no-op. Error when QNT is off, on a client, or beyond the peer's limit.
+  Result<void> add_nat_traversal_address(const SocketAddr& address);
+  Result<void> remove_nat_traversal_address(const SocketAddr& address);
+  // Client: a new round — REACH_OUT for each of our candidates and probes to every server
+  // candidate. Returns the round number.
+  Result<std::uint64_t> initiate_nat_traversal_round(Instant now,
+                                                     const std::vector<SocketAddr>& local);
+  // Client: the server's current candidates (from ADD_ADDRESS). Server: the client's, this round.
+  std::vector<SocketAddr> nat_traversal_remote_addresses() const;
 
   // ---- application interface ----
   // Opens a stream; nullopt when the peer's stream limit is reached (wait for StreamsAvailable).

@@ -21,6 +21,7 @@
 #include "quic/ecn.h"
 #include "quic/flow_control.h"
 #include "quic/frame.h"
+#include "quic/nat_traversal.h"
 #include "quic/pacer.h"
 #include "quic/range_set.h"
 #include "quic/recv_stream.h"
@@ -72,13 +73,20 @@ struct SentFrames {
   std::vector<std::uint64_t> max_stream_data;  // stream ids
   bool max_streams_bidi = false;
   bool max_streams_uni = false;
-  std::vector<std::uint64_t> new_cids;     // sequence numbers
-  std::vector<std::uint64_t> retire_cids;  // sequence numbers
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> new_cids;     // (path id, sequence)
+  std::vector<std::pair<std::uint32_t, std::uint64_t>> retire_cids;  // (path id, sequence)
+  std::vector<std::uint32_t> path_abandons;                          // PATH_ABANDON for these paths
+  std::vector<std::uint32_t> path_statuses;  // PATH_STATUS_* for these paths
+  bool max_path_id = false;
+  std::vector<std::uint64_t> add_addresses;      // QNT ADD_ADDRESS sequence numbers
+  std::vector<std::uint64_t> remove_addresses;   // QNT REMOVE_ADDRESS sequence numbers
+  std::optional<std::uint64_t> reach_out_round;  // QNT REACH_OUTs of this round
   std::vector<std::uint64_t> reset_streams;
   std::vector<std::uint64_t> stop_sendings;
   std::size_t pmtu_probe = 0;     // the probed size, when this was a PMTU probe
   bool key_phase_flip = false;    // first packet of a new key phase
   bool observed_address = false;  // carried an OBSERVED_ADDRESS (QAD)
+  bool path_challenge = false;    // carried its path's PATH_CHALLENGE
 };
 
 // Out-of-order CRYPTO bytes of one level, delivered in order to TLS.
@@ -107,7 +115,8 @@ struct PacketSpace {
 
 // One network path. Multipath adds more of these; everything per-path lives here.
 struct Path {
-  Path(const ConnectionConfig& config, const SocketAddr& remote);
+  Path(const ConnectionConfig& config, const SocketAddr& remote, std::uint32_t id);
+  std::uint32_t id = 0;
   SocketAddr remote;
   RttEstimator rtt;
   std::unique_ptr<CongestionController> cc;
@@ -131,7 +140,30 @@ struct Path {
   std::optional<Instant> pmtu_next_probe;
   // QAD: an OBSERVED_ADDRESS for the current remote address went out (reset when it changes).
   bool observed_address_sent = false;
+
+  // Loss recovery and liveness, per path (RFC 9002 per path, as the multipath draft asks).
+  unsigned pto_backoff = 0;  // RFC 9002 pto_count: consecutive PTOs without an ACK
+  std::optional<Instant> last_ack_eliciting_sent;
+  bool ping_pending = false;
+  Instant last_rx{};  // per-path idle timer base
+  bool received_since_send = false;
+  Duration idle_timeout{0};  // 0: the connection's idle timer only
+  std::uint64_t packets_sent = 0, packets_received = 0;
+
+  // Multipath.
+  PathStatus status = PathStatus::kAvailable;  // ours
+  std::uint64_t status_seq = 0;                // of the last PATH_STATUS_* we sent
+  bool status_pending = false;
+  std::uint64_t peer_status_seq = 0;
+  bool opened_event_sent = false;  // event::PathOpened delivered
+  bool abandoned = false;
+  bool abandon_pending = false;  // PATH_ABANDON still to send
+  bool abandon_sent = false;
+  std::uint64_t abandon_code = 0;
+  std::optional<Instant> discard_at;  // abandoned: forget the path then
 };
+
+// The connection IDs of one path (draft multipath: every path has its own sequence space).
 
 struct StreamEntry {
   std::optional<SendStream> send;
@@ -153,6 +185,21 @@ struct PeerCid {
 struct LocalCid {
   ConnectionId cid;
   ByteArray<16> reset_token{};
+};
+
+// CIDs the peer issued to us for one path, and what we owe it.
+struct PeerCids {
+  std::map<std::uint64_t, PeerCid> cids;  // seq -> cid
+  std::uint64_t in_use = 0;               // the one we send with
+  std::uint64_t retire_prior_to = 0;
+  std::set<std::uint64_t> pending_retire;  // seqs to send (PATH_)RETIRE_CONNECTION_ID for
+};
+
+// CIDs we issued for one path.
+struct LocalCids {
+  std::map<std::uint64_t, LocalCid> cids;  // seq -> cid
+  std::uint64_t next_seq = 0;
+  std::set<std::uint64_t> pending_new;  // seqs to send (PATH_)NEW_CONNECTION_ID for
 };
 
 }  // namespace iroh::quic::detail
@@ -178,12 +225,14 @@ struct Connection::Impl {
                    std::uint8_t ecn);
   void on_packet(Instant now, const SocketAddr& from, std::span<std::uint8_t> packet,
                  const ParsedHeader& parsed, std::uint8_t ecn, std::size_t datagram_size);
-  QuicResult<void> on_frames(Instant now, PacketSpace& space, const SocketAddr& from,
+  QuicResult<void> on_frames(Instant now, Path& path, PacketSpace& space, const SocketAddr& from,
                              ByteView payload, PacketKind kind, bool& ack_eliciting,
                              bool& non_probing);
-  QuicResult<void> on_frame(Instant now, PacketSpace& space, const SocketAddr& from,
+  QuicResult<void> on_frame(Instant now, Path& path, PacketSpace& space, const SocketAddr& from,
                             const Frame& f);
-  QuicResult<void> on_ack(Instant now, PacketSpace& space, const frame::Ack& ack);
+  QuicResult<void> on_multipath_frame(Instant now, Path& path, const SocketAddr& from,
+                                      const Frame& f);
+  QuicResult<void> on_ack(Instant now, Path& path, PacketSpace& space, const frame::Ack& ack);
   QuicResult<void> on_crypto(Instant now, PacketSpace& space, const frame::Crypto& c);
   QuicResult<void> drive_tls(Instant now);
   QuicResult<void> on_peer_params(Instant now, ByteView raw);
@@ -194,48 +243,90 @@ struct Connection::Impl {
   void discard_space(Instant now, PacketSpace& space);
   void on_retry(Instant now, ByteView datagram, const ParsedHeader& parsed);
   void on_version_negotiation(Instant now, const ParsedHeader& parsed);
-  void on_packet_acked(Instant now, PacketSpace& space, const SentPacketMeta& meta,
+  void on_packet_acked(Instant now, Path& path, PacketSpace& space, const SentPacketMeta& meta,
                        SentFrames& frames);
-  void on_packet_lost(Instant now, PacketSpace& space, const SentPacketMeta& meta,
+  void on_packet_lost(Instant now, Path& path, PacketSpace& space, const SentPacketMeta& meta,
                       SentFrames& frames, bool congestion_loss);
   void maybe_close_stream(std::uint64_t id);
-  void migrate_to(Instant now, const SocketAddr& from);
+  void migrate_to(Instant now, Path& path, const SocketAddr& from);
+
+  // ---- multipath (connection_paths.cc) ----
+  Path* find_path(std::uint32_t id);
+  const Path* find_path(std::uint32_t id) const;
+  // The path a locally issued CID belongs to (nullopt: not one of ours).
+  std::optional<std::uint32_t> path_of_local_cid(const ConnectionId& dcid) const;
+  // The path application data goes on now: the lowest-RTT validated Available path, else a
+  // validated Backup path, else path 0 (before validation).
+  Path& send_path();
+  const Path& send_path() const;
+  bool path_wants_to_send(Instant now, const Path& p) const;
+  Path* new_path(Instant now, std::uint32_t id, const SocketAddr& remote);
+  void issue_local_cids(std::uint32_t path_id, std::size_t want);
+  void issue_path_cids();  // after the handshake: CIDs for every path id we allow
+  void abandon_path(Instant now, Path& p, std::uint64_t code, bool send);
+  Result<std::uint32_t> open_path_internal(Instant now, const SocketAddr& remote,
+                                           PathStatus status);
+  void discard_abandoned_paths(Instant now);
+  void on_path_validated(Instant now, Path& p);
+  std::uint32_t max_path_id_in_use() const;  // what the peer may use (min of both limits)
+  std::size_t build_nat_probe(Instant now, std::span<std::uint8_t> out, SocketAddr& dest);
+  crypto::PacketProtection* tx_keys(PacketSpace& sp) {
+    if (sp.id != SpaceId::kApplication) return sp.tx ? &*sp.tx : nullptr;
+    return one_rtt_tx ? &*one_rtt_tx : nullptr;
+  }
+  crypto::PacketProtection* rx_keys(PacketSpace& sp) {
+    if (sp.id != SpaceId::kApplication) return sp.rx ? &*sp.rx : nullptr;
+    return one_rtt_rx ? &*one_rtt_rx : nullptr;
+  }
+  bool has_tx(const PacketSpace& sp) const {
+    return sp.id != SpaceId::kApplication ? sp.tx.has_value() : one_rtt_tx.has_value();
+  }
 
   // ---- send (connection_send.cc) ----
   std::optional<Transmit> poll_transmit(Instant now, std::span<std::uint8_t> buf,
                                         std::size_t max_datagrams);
-  std::size_t build_datagram(Instant now, std::span<std::uint8_t> out, bool& ack_eliciting_sent,
-                             std::size_t pad_to = 0);
-  std::size_t build_close_datagram(Instant now, std::span<std::uint8_t> out);
+  std::optional<Transmit> transmit_on(Instant now, Path& p, bool data, std::span<std::uint8_t> buf,
+                                      std::size_t max_datagrams);
+  std::size_t build_datagram(Instant now, Path& p, bool data, std::span<std::uint8_t> out,
+                             bool& ack_eliciting_sent, std::size_t pad_to = 0);
+  std::size_t build_close_datagram(Instant now, Path& p, std::span<std::uint8_t> out);
   std::size_t build_path_probe(Instant now, std::span<std::uint8_t> out, SocketAddr& dest);
-  std::size_t build_pmtu_probe(Instant now, std::span<std::uint8_t> out);
-  bool space_wants_to_send(Instant now, PacketSpace& space, bool cc_allowed) const;
+  std::size_t build_pmtu_probe(Instant now, Path& p, std::span<std::uint8_t> out);
+  bool space_wants_to_send(Instant now, const Path& p, bool data, PacketSpace& space,
+                           bool cc_allowed) const;
+  bool conn_control_pending() const;  // connection-level frames waiting (go on the send path)
   bool app_has_stream_data() const;
-  ConnectionId current_peer_cid() const;  // DCID for the packets we send
-  std::uint64_t in_flight_bytes() const;
+  std::optional<ConnectionId> peer_cid_for(std::uint32_t path_id) const;  // DCID for sending
+  ConnectionId current_peer_cid() const { return peer_cid_for(0).value_or(ConnectionId{}); }
+  std::uint64_t in_flight_bytes(const Path& p) const;
   void schedule_stream(std::uint64_t id);
 
   // ---- timers and recovery (connection_timers.cc) ----
   std::optional<Instant> next_timeout() const;
   void on_timeout(Instant now);
-  std::optional<Instant> loss_detection_deadline(SpaceId* which) const;
+  // RFC 9002 A.8 over every space of every path: when, and which (path, space).
+  std::optional<Instant> loss_detection_deadline(const Path** which_path, SpaceId* which) const;
   void on_loss_detection_timeout(Instant now);
-  Duration pto(const PacketSpace& space) const;
+  Duration pto(const Path& p, const PacketSpace& space) const;
   Duration idle_timeout() const;
   Duration three_pto() const;
+  Duration path_idle(const Path& p) const;
   void enter_closing(Instant now, CloseReason reason, bool send_close);
   void enter_draining(Instant now, CloseReason reason);
   void close_with_error(Instant now, const QuicError& e);
   void qlog(Instant now, const char* name, std::string data) const;
 
-  PacketSpace& space(SpaceId id) {
-    return id == SpaceId::kInitial ? initial : id == SpaceId::kHandshake ? handshake : path().app;
+  // The handshake spaces, or path `p`'s application space.
+  PacketSpace& space(SpaceId id, Path& p) {
+    return id == SpaceId::kInitial ? initial : id == SpaceId::kHandshake ? handshake : p.app;
   }
-  const PacketSpace& space(SpaceId id) const {
-    return id == SpaceId::kInitial ? initial : id == SpaceId::kHandshake ? handshake : path().app;
+  const PacketSpace& space(SpaceId id, const Path& p) const {
+    return id == SpaceId::kInitial ? initial : id == SpaceId::kHandshake ? handshake : p.app;
   }
+  // Path 0: the handshake's path. It always exists (abandoned, it lingers without sending).
   Path& path() { return *paths.front(); }
   const Path& path() const { return *paths.front(); }
+  bool multipath() const { return multipath_on; }
   bool is_client() const { return config.role == Role::kClient; }
   bool handshake_confirmed() const { return confirmed; }
 
@@ -244,7 +335,23 @@ struct Connection::Impl {
   std::optional<crypto::TlsSession> tls;
   PacketSpace initial{SpaceId::kInitial};
   PacketSpace handshake{SpaceId::kHandshake};
-  std::vector<std::unique_ptr<Path>> paths;
+  std::vector<std::unique_ptr<Path>> paths;  // paths[0] is path 0; the rest by increasing id
+  // 1-RTT keys, shared by every path (the per-path nonce tells paths apart).
+  std::optional<crypto::PacketProtection> one_rtt_tx;
+  std::optional<crypto::PacketProtection> one_rtt_rx;
+
+  // Multipath (draft-ietf-quic-multipath) and QNT negotiation outcome, and path ids.
+  bool multipath_on = false;
+  std::uint32_t local_max_path_id = 0;  // the highest path id we allow (sent as MAX_PATH_ID)
+  std::uint32_t peer_max_path_id = 0;   // the highest the peer allows
+  bool max_path_id_pending = false;
+  std::uint32_t next_path_id = 1;  // client: the next id open_path uses
+  std::optional<NatTraversal> nat;
+  std::set<std::uint64_t> pending_add_addresses;     // QNT sequence numbers to (re)send
+  std::set<std::uint64_t> pending_remove_addresses;  // QNT sequence numbers to (re)send
+  bool reach_out_pending = false;
+  std::size_t send_rr = 0;  // round-robin over paths with path-specific traffic
+  mutable std::optional<std::pair<ConnectionId, std::uint32_t>> cid_path_cache;
 
   enum class State : std::uint8_t { kHandshake, kEstablished, kClosing, kDraining, kDrained };
   State state = State::kHandshake;
@@ -266,13 +373,8 @@ struct Connection::Impl {
   Bytes retry_token;
   bool received_any = false;      // client: a packet from the server was processed
   bool peer_cid_updated = false;  // client: switched to the server's SCID
-  std::map<std::uint64_t, detail::PeerCid> peer_cids;  // seq -> cid
-  std::uint64_t peer_cid_seq = 0;                      // the one in use
-  std::uint64_t peer_retire_prior_to = 0;
-  std::set<std::uint64_t> pending_retire;                // seqs to send RETIRE_CONNECTION_ID for
-  std::map<std::uint64_t, detail::LocalCid> local_cids;  // seq -> cid
-  std::uint64_t next_local_cid_seq = 1;
-  std::set<std::uint64_t> pending_new_cids;
+  std::map<std::uint32_t, detail::PeerCids> peer_cids;    // by path id
+  std::map<std::uint32_t, detail::LocalCids> local_cids;  // by path id
   ConnectionId peer_initial_scid;  // the SCID the peer used in its first long header
 
   // Transport parameters.
@@ -307,8 +409,13 @@ struct Connection::Impl {
   std::deque<Bytes> datagrams_in;
   std::size_t datagrams_in_bytes = 0;
 
-  // Path validation responses owed: (data, destination).
-  std::deque<std::pair<ByteArray<8>, SocketAddr>> path_responses;
+  // PATH_RESPONSEs owed: the challenge, where it came from, and the path it arrived on.
+  struct OwedResponse {
+    ByteArray<8> data;
+    SocketAddr dest;
+    std::uint32_t path_id = 0;
+  };
+  std::deque<OwedResponse> path_responses;
 
   // Key update (RFC 9001 §6).
   bool key_phase = false;
@@ -330,9 +437,9 @@ struct Connection::Impl {
   // address and a new number, as noq does); the receiver keeps the highest one.
   bool sends_observed_address() const;    // we report, and the peer asked for reports
   bool accepts_observed_address() const;  // we asked for reports, and the peer may send them
-  bool observed_address_due() const {
+  bool observed_address_due(const Path& p) const {
     return confirmed && sends_observed_address() &&
-           (!path().observed_address_sent || observed_address_pending);
+           (!p.observed_address_sent || observed_address_pending);
   }
   std::uint64_t next_observed_seq = 0;
   bool observed_address_pending = false;  // one was lost: send a fresh one
@@ -343,10 +450,8 @@ struct Connection::Impl {
 
   // Timers.
   Instant created;
-  Instant last_activity;  // idle timer base
-  std::optional<Instant> last_ack_eliciting_sent;
-  bool ping_pending = false;
-  unsigned pto_backoff = 0;      // RFC 9002 pto_count: consecutive PTOs without an ACK
+  Instant last_activity;                           // idle timer base
+  std::optional<Instant> last_ack_eliciting_sent;  // any path
   bool handshake_acked = false;  // client: the server acknowledged a Handshake packet
   Instant pacing_deadline{};
   bool pacing_blocked = false;

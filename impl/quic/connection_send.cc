@@ -100,6 +100,57 @@ struct PayloadWriter {
   }
 };
 
+// The multipath and QNT control frames waiting to go (they ride on the send path): PATH_ABANDON,
+// PATH_STATUS_*, MAX_PATH_ID, and the QNT ADD_ADDRESS / REMOVE_ADDRESS / REACH_OUT.
+void put_multipath_frames(Connection::Impl& c, PayloadWriter& w, SentFrames& rec) {
+  for (auto& q : c.paths) {
+    if (q->abandon_pending) {
+      if (!w.put(Frame(frame::PathAbandon{q->id, q->abandon_code}))) return;
+      q->abandon_pending = false;
+      q->abandon_sent = true;
+      rec.path_abandons.push_back(q->id);
+    }
+    if (q->status_pending && !q->abandoned) {
+      const bool available = q->status == PathStatus::kAvailable;
+      if (!w.put(Frame(frame::PathStatus{available, q->id, q->status_seq}))) return;
+      q->status_pending = false;
+      rec.path_statuses.push_back(q->id);
+    }
+  }
+  if (c.max_path_id_pending) {
+    if (!w.put(Frame(frame::MaxPathId{c.local_max_path_id}))) return;
+    c.max_path_id_pending = false;
+    rec.max_path_id = true;
+  }
+  if (!c.nat) return;
+  // Removals first: a client at its address limit must make room before the new address comes.
+  for (auto it = c.pending_remove_addresses.begin(); it != c.pending_remove_addresses.end();) {
+    if (!w.put(Frame(frame::RemoveAddress{*it}))) return;
+    rec.remove_addresses.push_back(*it);
+    it = c.pending_remove_addresses.erase(it);
+  }
+  for (auto it = c.pending_add_addresses.begin(); it != c.pending_add_addresses.end();) {
+    auto addr = c.nat->local_address(*it);
+    if (addr && !w.put(Frame(frame::AddAddress{*it, *addr}))) return;
+    if (addr) rec.add_addresses.push_back(*it);
+    it = c.pending_add_addresses.erase(it);
+  }
+  if (c.reach_out_pending) {
+    // All REACH_OUTs of the round in one packet (at most 32 × 27 bytes; they fit when the packet
+    // is fresh, else they wait for the next one).
+    std::size_t need = 0;
+    for (const auto& a : c.nat->reach_out_addresses()) {
+      need += 4 + varint_size(c.nat->round()) + (a.is_v4() ? 4 : 16) + 2;
+    }
+    if (need > w.room()) return;
+    for (const auto& a : c.nat->reach_out_addresses()) {
+      w.put(Frame(frame::ReachOut{c.nat->round(), a}));
+    }
+    c.reach_out_pending = false;
+    rec.reach_out_round = c.nat->round();
+  }
+}
+
 // A packet whose header and frames are written but which is not sealed yet.
 struct OpenPacket {
   PacketSpace* space = nullptr;
@@ -115,14 +166,6 @@ struct OpenPacket {
 
 }  // namespace
 
-ConnectionId Connection::Impl::current_peer_cid() const {
-  // The CID in use, or the lowest still active if it was retired (there is always one: a peer
-  // cannot retire our last; stored CIDs were validated as 0..20 bytes on receipt).
-  auto it = peer_cids.find(peer_cid_seq);
-  if (it == peer_cids.end()) it = peer_cids.begin();
-  return ConnectionId::from(it->second.cid).value();
-}
-
 void Connection::Impl::schedule_stream(std::uint64_t id) {
   auto it = streams.find(id);
   if (it == streams.end() || it->second.queued) return;
@@ -130,9 +173,30 @@ void Connection::Impl::schedule_stream(std::uint64_t id) {
   send_schedule[it->second.priority].push_back(id);
 }
 
-std::uint64_t Connection::Impl::in_flight_bytes() const {
-  return initial.sent.bytes_in_flight() + handshake.sent.bytes_in_flight() +
-         path().app.sent.bytes_in_flight();
+std::uint64_t Connection::Impl::in_flight_bytes(const Path& p) const {
+  const std::uint64_t handshake_bytes =
+      p.id == 0 ? initial.sent.bytes_in_flight() + handshake.sent.bytes_in_flight() : 0;
+  return handshake_bytes + p.app.sent.bytes_in_flight();
+}
+
+bool Connection::Impl::conn_control_pending() const {
+  if (handshake_done_pending) return true;
+  if (pending_max_data || pending_max_streams[0] || pending_max_streams[1]) return true;
+  for (const auto& [pid, set] : local_cids) {
+    if (!set.pending_new.empty()) return true;
+  }
+  for (const auto& [pid, set] : peer_cids) {
+    if (!set.pending_retire.empty()) return true;
+  }
+  if (!pending_control_streams.empty()) return true;
+  if (max_path_id_pending || reach_out_pending || !pending_add_addresses.empty() ||
+      !pending_remove_addresses.empty()) {
+    return true;
+  }
+  for (const auto& q : paths) {
+    if (q->abandon_pending || q->status_pending) return true;
+  }
+  return false;
 }
 
 bool Connection::Impl::app_has_stream_data() const {
@@ -142,21 +206,26 @@ bool Connection::Impl::app_has_stream_data() const {
   return false;
 }
 
-bool Connection::Impl::space_wants_to_send(Instant now, PacketSpace& sp, bool cc_allowed) const {
-  if (!sp.tx || sp.discarded) return false;
+bool Connection::Impl::space_wants_to_send(Instant now, const Path& p, bool data, PacketSpace& sp,
+                                           bool cc_allowed) const {
+  if (!has_tx(sp) || sp.discarded) return false;
   if (sp.acks.ack_due(now)) return true;
   if (sp.probes_pending > 0) return true;
+  if (sp.id == SpaceId::kApplication) {
+    if (p.ping_pending || (p.challenge_pending && p.challenge)) return true;
+    for (const auto& r : path_responses) {
+      if (r.path_id == p.id && r.dest == p.remote) return true;
+    }
+  }
   if (!cc_allowed) return false;
   if (sp.crypto_send.has_data_to_send()) return true;
-  if (sp.id != SpaceId::kApplication) return false;
-  if (handshake_done_pending || !path_responses.empty() || path().challenge_pending) return true;
-  if (observed_address_due()) return true;
-  if (ping_pending || pending_max_data || pending_max_streams[0] || pending_max_streams[1]) {
-    return true;
+  if (sp.id != SpaceId::kApplication || !data) return false;
+  // The send path also carries every other path's ACKs.
+  for (const auto& q : paths) {
+    if (q.get() != &p && q->app.acks.ack_due(now)) return true;
   }
-  if (!pending_new_cids.empty() || !pending_retire.empty() || !pending_control_streams.empty()) {
-    return true;
-  }
+  if (observed_address_due(p)) return true;
+  if (conn_control_pending()) return true;
   if (!datagrams_out.empty()) return true;
   if (app_has_stream_data()) return true;
   return false;
@@ -166,9 +235,9 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
                                                         std::size_t max_datagrams) {
   if (state == State::kDraining || state == State::kDrained) return std::nullopt;
   if (buf.size() < detail::kMinInitialDatagram) return std::nullopt;
-  Path& p = path();
   if (state == State::kClosing) {
     if (!close_pending) return std::nullopt;
+    Path& p = send_path();
     close_pending = false;
     std::size_t room = std::min<std::size_t>(buf.size(), p.mtu);
     if (!p.validated) {
@@ -177,22 +246,55 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
       if (p.bytes_sent >= budget) return std::nullopt;
       room = std::min<std::size_t>(room, budget - p.bytes_sent);
     }
-    const std::size_t n = build_close_datagram(now, buf.first(room));
+    const std::size_t n = build_close_datagram(now, p, buf.first(room));
     if (n == 0) return std::nullopt;
     p.bytes_sent += n;
     stats.bytes_sent += n;
     return Transmit{p.remote, 0, n, n};
   }
-  // Path validation traffic to an address other than the current path's goes alone.
-  if (!path_responses.empty() && path_responses.front().second != p.remote && path().app.tx) {
-    SocketAddr dest;
-    const std::size_t n = build_path_probe(now, buf, dest);
-    if (n > 0) return Transmit{dest, 0, n, n};
+  // A PATH_RESPONSE to an address that is not its path's (a migrating peer, or a QNT probe from
+  // a candidate address) goes alone.
+  if (one_rtt_tx) {
+    for (const auto& r : path_responses) {
+      const Path* on = find_path(r.path_id);
+      if (on && on->remote == r.dest) continue;
+      SocketAddr dest;
+      const std::size_t n = build_path_probe(now, buf, dest);
+      if (n > 0) return Transmit{dest, 0, n, n};
+      break;
+    }
   }
+  // QNT probes to candidate addresses (not congestion controlled).
+  if (nat && confirmed && one_rtt_tx) {
+    if (auto t = nat->next_probe_time(); t && *t <= now) {
+      SocketAddr dest;
+      const std::size_t n = build_nat_probe(now, buf, dest);
+      if (n > 0) return Transmit{dest, 0, n, n};
+    }
+  }
+  Path& data_path = send_path();
+  // Path-specific traffic (validation, PTO probes, keep-alives) on the other paths, round-robin.
+  if (paths.size() > 1) {
+    for (std::size_t k = 0; k < paths.size(); ++k) {
+      const std::size_t idx = (send_rr + k) % paths.size();
+      Path& p = *paths[idx];
+      if (&p == &data_path || !path_wants_to_send(now, p)) continue;
+      if (multipath() && !peer_cid_for(p.id)) continue;
+      send_rr = idx + 1;
+      if (auto t = transmit_on(now, p, false, buf, 1)) return t;
+    }
+  }
+  return transmit_on(now, data_path, true, buf, max_datagrams);
+}
+
+std::optional<Transmit> Connection::Impl::transmit_on(Instant now, Path& p, bool data,
+                                                      std::span<std::uint8_t> buf,
+                                                      std::size_t max_datagrams) {
   // (Fix: config.pmtu_discovery was only consulted by next_timeout(), so "disabled" still probed.)
-  if (config.pmtu_discovery && confirmed && p.pmtu_next_probe && *p.pmtu_next_probe <= now &&
-      p.pmtu_probe_size == 0 && p.mtu < p.pmtu_max && buf.size() >= p.pmtu_max) {
-    const std::size_t n = build_pmtu_probe(now, buf);
+  if (data && config.pmtu_discovery && confirmed && p.pmtu_next_probe &&
+      *p.pmtu_next_probe <= now && p.pmtu_probe_size == 0 && p.mtu < p.pmtu_max &&
+      buf.size() >= p.pmtu_max && p.validated) {
+    const std::size_t n = build_pmtu_probe(now, p, buf);
     if (n > 0) return Transmit{p.remote, 0, n, n};
   }
 
@@ -207,11 +309,15 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
       // Anti-amplification: at most three times what the peer sent us (RFC 9000 §8.1). A
       // server's ack-eliciting Initial must fill a 1200-byte datagram (§14.1), so with less
       // budget than that left, wait for the client's next datagram instead of sending a short one.
-      const std::uint64_t budget = 3 * p.bytes_received;
-      if (p.bytes_sent >= budget) break;
-      const std::uint64_t left = budget - p.bytes_sent;
-      if (left < detail::kMinInitialDatagram && !initial.discarded && initial.tx) break;
-      room = std::min<std::size_t>(room, left);
+      // A client never limits itself towards a server's address it dialed (path 0); on paths it
+      // opened it is the one proving the address, so it is not limited either.
+      if (!is_client()) {
+        const std::uint64_t budget = 3 * p.bytes_received;
+        if (p.bytes_sent >= budget) break;
+        const std::uint64_t left = budget - p.bytes_sent;
+        if (left < detail::kMinInitialDatagram && !initial.discarded && initial.tx) break;
+        room = std::min<std::size_t>(room, left);
+      }
     }
     // GSO: every datagram but the last has exactly the segment size (the first one's).
     if (i > 0) room = std::min(room, segment);
@@ -219,10 +325,12 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
     bool eliciting = false;
     // Nearly full datagrams are padded to exactly `room` so a GSO batch keeps its segment size
     // (STREAM frames rarely fit a packet to the byte).
-    const std::size_t n = build_datagram(now, buf.subspan(total, room), eliciting, room);
+    const std::size_t n = build_datagram(now, p, data, buf.subspan(total, room), eliciting, room);
     if (n == 0) {
       // Nothing left to send while the window had room: the application is the limit.
-      if (!pacing_blocked && in_flight_bytes() + p.mtu <= p.cc->window()) p.app_limited = true;
+      if (data && !pacing_blocked && in_flight_bytes(p) + p.mtu <= p.cc->window()) {
+        p.app_limited = true;
+      }
       break;
     }
     p.bytes_sent += n;
@@ -236,19 +344,21 @@ std::optional<Transmit> Connection::Impl::poll_transmit(Instant now, std::span<s
   return Transmit{p.remote, static_cast<std::uint8_t>(batch_ecn), total, segment};
 }
 
-std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t> out,
-                                             bool& ack_eliciting_sent, std::size_t pad_to) {
-  Path& p = path();
-  std::uint64_t in_flight = initial.sent.bytes_in_flight() + handshake.sent.bytes_in_flight() +
-                            p.app.sent.bytes_in_flight();
-  const bool probing = initial.probes_pending || handshake.probes_pending || p.app.probes_pending;
-  bool cc_allowed = probing || in_flight + p.mtu <= p.cc->window() || in_flight == 0;
+std::size_t Connection::Impl::build_datagram(Instant now, Path& p, bool data,
+                                             std::span<std::uint8_t> out, bool& ack_eliciting_sent,
+                                             std::size_t pad_to) {
+  const bool first_path = &p == paths.front().get();
+  std::uint64_t in_flight = in_flight_bytes(p);
+  const bool probing =
+      (first_path && (initial.probes_pending || handshake.probes_pending)) || p.app.probes_pending;
+  // Off the send path only small path-maintenance frames go: never held by congestion control.
+  bool cc_allowed = !data || probing || in_flight + p.mtu <= p.cc->window() || in_flight == 0;
   // The window limits us (not the application): acknowledgements may grow it (RFC 9002 §7.8).
   if (!cc_allowed) {
     p.app_limited = false;
     ++stats.blocked_cwnd;
   }
-  if (cc_allowed && config.pacing && !probing && p.app.tx) {
+  if (data && cc_allowed && config.pacing && !probing && one_rtt_tx) {
     const Instant t = p.pacer.next_send_time(
         now, p.cc->window(), p.rtt.has_sample() ? p.rtt.smoothed() : config.initial_rtt, p.mtu);
     if (t > now) {
@@ -281,7 +391,8 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
     }
     const std::size_t total_len = pk.pn_offset + pk.pn_length + w.pos + kTagLength;
     auto sealed =
-        seal_packet(std::span<std::uint8_t>(hdr, total_len), pk.pn_offset, pk.pn, w.pos, *sp.tx);
+        seal_packet(std::span<std::uint8_t>(hdr, total_len), pk.pn_offset, pk.pn, w.pos,
+                    *tx_keys(sp), sp.id == SpaceId::kApplication && multipath() ? p.id : 0);
     if (!sealed) return 0;
     const bool in_flight = w.ack_eliciting || pk.padded;
     SentPacketMeta meta{pk.pn,           now,       static_cast<std::uint32_t>(*sealed),
@@ -291,30 +402,39 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
       sp.sent_frames.emplace(pk.pn, std::move(pk.record));
     }
     if (in_flight) {
-      const std::uint64_t after = initial.sent.bytes_in_flight() +
-                                  handshake.sent.bytes_in_flight() + p.app.sent.bytes_in_flight();
+      const std::uint64_t after = in_flight_bytes(p);
       p.cc->on_packet_sent(now, *sealed, after);
       p.pacer.on_sent(now, *sealed);
     }
     if (w.ack_eliciting) {
       ack_eliciting_sent = true;
       last_ack_eliciting_sent = now;
+      p.last_ack_eliciting_sent = now;
+      // noq: the first ack-eliciting packet sent after a receive also restarts the path's idle
+      // timer (RFC 9000 §10.1 does the same for the connection).
+      if (p.received_since_send) {
+        p.last_rx = now;
+        p.received_since_send = false;
+      }
       if (sp.probes_pending > 0) --sp.probes_pending;
     }
     if (batch_ecn != EcnCodepoint::kNotEct) p.ecn.on_packet_sent(batch_ecn);
     ++stats.packets_sent;
+    ++p.packets_sent;
     if (config.qlog) {
       qlog(now, "transport:packet_sent",
            std::string("{\"header\":{\"packet_type\":\"") + detail::space_name(sp.id) +
                "\",\"packet_number\":" + std::to_string(pk.pn) +
+               (multipath() ? ",\"path_id\":" + std::to_string(p.id) : std::string()) +
                "},\"raw\":{\"length\":" + std::to_string(*sealed) + "}}");
     }
     return *sealed;
   };
 
   for (SpaceId sid : {SpaceId::kInitial, SpaceId::kHandshake, SpaceId::kApplication}) {
-    PacketSpace& sp = space(sid);
-    if (!space_wants_to_send(now, sp, cc_allowed)) continue;
+    if (sid != SpaceId::kApplication && !first_path) continue;  // handshake spaces: path 0 only
+    PacketSpace& sp = space(sid, p);
+    if (!space_wants_to_send(now, p, data, sp, cc_allowed)) continue;
     // Seal the previous packet: this one follows it in the datagram.
     if (open) {
       const std::size_t n = seal(*open);
@@ -332,7 +452,11 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
     h.type = sid == SpaceId::kInitial     ? PacketType::kInitial
              : sid == SpaceId::kHandshake ? PacketType::kHandshake
                                           : PacketType::kOneRtt;
-    h.dcid = current_peer_cid();
+    {
+      auto dcid = sid == SpaceId::kApplication ? peer_cid_for(p.id) : peer_cid_for(0);
+      if (!dcid) break;  // no CID for this path (yet)
+      h.dcid = *dcid;
+    }
     h.scid = initial_scid;
     if (sid == SpaceId::kInitial && is_client()) h.token = retry_token;
     h.pn_length = static_cast<std::uint8_t>(packet_number_length(pk.pn, sp.sent.largest_acked()));
@@ -354,29 +478,72 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
     w.scratch = &payload_scratch;
     w.limit = out.size() - used - header.size() - kTagLength;
 
-    // ACK first: it is what the peer's loss detection waits for.
+    // ACK first: it is what the peer's loss detection waits for. With multipath every 1-RTT
+    // acknowledgement is a PATH_ACK (path 0's too, as noq sends), and the send path carries
+    // those of every path.
     if (sp.acks.ack_due(now) || sp.acks.has_ack_eliciting_unacked() ||
         (sp.id != SpaceId::kApplication && sp.acks.largest())) {
       const std::uint64_t exp = sid == SpaceId::kApplication ? detail::kAckDelayExponent : 3;
       if (auto ack = sp.acks.build_ack(now, exp)) {
-        if (w.put(Frame(*ack))) {
+        const bool as_path_ack = sid == SpaceId::kApplication && multipath();
+        if (as_path_ack ? w.put(Frame(frame::PathAck{p.id, *ack})) : w.put(Frame(*ack))) {
           pk.record.ack_largest = ack->largest;
           sp.acks.on_ack_sent();
-          if (sid == SpaceId::kApplication && phase_first_rx_pn &&
+          if (sid == SpaceId::kApplication && p.id == 0 && phase_first_rx_pn &&
               ack->largest >= *phase_first_rx_pn) {
             phase_ack_sent = true;
           }
         }
       }
     }
-    if (cc_allowed) {
+    if (sid == SpaceId::kApplication && multipath() && data) {
+      for (auto& q : paths) {
+        if (q.get() == &p) continue;
+        auto& qa = q->app.acks;
+        if (!(qa.ack_due(now) || qa.has_ack_eliciting_unacked())) continue;
+        auto ack = qa.build_ack(now, detail::kAckDelayExponent);
+        if (!ack) continue;
+        // Not recorded in this packet's SentFrames (it tracks its own path's ACK only): a lost
+        // PATH_ACK is simply superseded by the next one.
+        if (!w.put(Frame(frame::PathAck{q->id, *ack}))) break;
+        qa.on_ack_sent();
+        if (q->id == 0 && phase_first_rx_pn && ack->largest >= *phase_first_rx_pn) {
+          phase_ack_sent = true;
+        }
+      }
+    }
+    if (cc_allowed && sid == SpaceId::kApplication) {
+      // Path maintenance, on the path itself: the answers to its challenges, its own challenge.
+      for (auto it = path_responses.begin(); it != path_responses.end();) {
+        if (it->path_id != p.id || it->dest != p.remote) {
+          ++it;
+          continue;
+        }
+        if (!w.put(Frame(frame::PathResponse{it->data}))) break;
+        it = path_responses.erase(it);
+        // noq pads on-path responses like challenges (RFC 9000 §8.2.2 allows it).
+        if (multipath()) {
+          pk.padded = true;
+          needs_padding = true;
+        }
+      }
+      if (p.challenge_pending && p.challenge) {
+        if (w.put(Frame(frame::PathChallenge{*p.challenge}))) {
+          p.challenge_pending = false;
+          pk.record.path_challenge = true;
+          pk.padded = true;  // RFC 9000 §8.2.1: challenges travel in ≥ 1200-byte datagrams
+          needs_padding = true;
+        }
+      }
+    }
+    if (cc_allowed && data) {
       if (sid == SpaceId::kApplication) {
         if (handshake_done_pending && !is_client() && w.put(Frame(frame::HandshakeDone{}))) {
           handshake_done_pending = false;
           pk.record.handshake_done = true;
         }
         // QAD: the peer's address as we see it on this path (1-RTT only, after confirmation).
-        if (observed_address_due() &&
+        if (observed_address_due(p) &&
             w.put(Frame(frame::ObservedAddress{next_observed_seq, p.remote}))) {
           ++next_observed_seq;
           ++stats.observed_addresses_sent;
@@ -384,17 +551,7 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
           observed_address_pending = false;
           pk.record.observed_address = true;
         }
-        while (!path_responses.empty() && path_responses.front().second == p.remote) {
-          if (!w.put(Frame(frame::PathResponse{path_responses.front().first}))) break;
-          path_responses.pop_front();
-        }
-        if (p.challenge_pending && p.challenge) {
-          if (w.put(Frame(frame::PathChallenge{*p.challenge}))) {
-            p.challenge_pending = false;
-            pk.padded = true;  // RFC 9000 §8.2.1: challenges travel in ≥ 1200-byte datagrams
-            needs_padding = true;
-          }
-        }
+        if (multipath()) put_multipath_frames(*this, w, pk.record);
         if (pending_max_data) {
           const Duration srtt = p.rtt.has_sample() ? p.rtt.smoothed() : config.initial_rtt;
           auto v = recv_window.take_max_data_update(now, srtt);
@@ -427,25 +584,39 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
             if (w.put(Frame(frame::StreamsBlocked{d == 0, *at}))) streams_blocked_sent_at[d] = at;
           }
         }
-        for (auto it = pending_new_cids.begin(); it != pending_new_cids.end();) {
-          auto lc = local_cids.find(*it);
-          if (lc == local_cids.end()) {
-            it = pending_new_cids.erase(it);
-            continue;
+        // CIDs: with multipath PATH_NEW/RETIRE_CONNECTION_ID for every path, path 0 included
+        // (as noq sends them); without, the RFC 9000 frames.
+        bool cids_full = false;
+        for (auto& [pid, set] : local_cids) {
+          for (auto it = set.pending_new.begin(); it != set.pending_new.end();) {
+            auto lc = set.cids.find(*it);
+            if (lc == set.cids.end()) {
+              it = set.pending_new.erase(it);
+              continue;
+            }
+            frame::NewConnectionId f;
+            if (multipath()) f.path_id = pid;
+            f.sequence = *it;
+            f.retire_prior_to = 0;
+            f.cid = lc->second.cid.view();
+            f.reset_token = lc->second.reset_token;
+            if (!w.put(Frame(f))) {
+              cids_full = true;
+              break;
+            }
+            pk.record.new_cids.emplace_back(pid, *it);
+            it = set.pending_new.erase(it);
           }
-          frame::NewConnectionId f;
-          f.sequence = *it;
-          f.retire_prior_to = 0;
-          f.cid = lc->second.cid.view();
-          f.reset_token = lc->second.reset_token;
-          if (!w.put(Frame(f))) break;
-          pk.record.new_cids.push_back(*it);
-          it = pending_new_cids.erase(it);
+          if (cids_full) break;
         }
-        for (auto it = pending_retire.begin(); it != pending_retire.end();) {
-          if (!w.put(Frame(frame::RetireConnectionId{std::nullopt, *it}))) break;
-          pk.record.retire_cids.push_back(*it);
-          it = pending_retire.erase(it);
+        for (auto& [pid, set] : peer_cids) {
+          for (auto it = set.pending_retire.begin(); it != set.pending_retire.end();) {
+            const auto path_id =
+                multipath() ? std::optional<std::uint64_t>(pid) : std::optional<std::uint64_t>{};
+            if (!w.put(Frame(frame::RetireConnectionId{path_id, *it}))) break;
+            pk.record.retire_cids.emplace_back(pid, *it);
+            it = set.pending_retire.erase(it);
+          }
         }
         for (auto it = pending_control_streams.begin(); it != pending_control_streams.end();) {
           auto se = streams.find(*it);
@@ -584,10 +755,12 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
     }
     // Something ack-eliciting must go out: PTO probes, keep-alives.
     if (!w.ack_eliciting &&
-        (sp.probes_pending > 0 || (sid == SpaceId::kApplication && ping_pending))) {
+        (sp.probes_pending > 0 || (sid == SpaceId::kApplication && p.ping_pending))) {
       if (w.put(Frame(frame::Ping{}))) {
-        if (sid == SpaceId::kApplication) ping_pending = false;
+        if (sid == SpaceId::kApplication) p.ping_pending = false;
       }
+    } else if (sid == SpaceId::kApplication && w.ack_eliciting) {
+      p.ping_pending = false;
     }
     if (!w.has_frames) continue;  // nothing fit after all (header already discarded by reuse)
     sp.next_pn++;
@@ -623,14 +796,16 @@ std::size_t Connection::Impl::build_datagram(Instant now, std::span<std::uint8_t
   return datagram_bytes;
 }
 
-std::size_t Connection::Impl::build_close_datagram(Instant now, std::span<std::uint8_t> out) {
+std::size_t Connection::Impl::build_close_datagram(Instant now, Path& p,
+                                                   std::span<std::uint8_t> out) {
   // RFC 9000 §10.2.3: before the handshake is confirmed the peer may lack 1-RTT (or Handshake)
   // keys, so the close goes at every level we have; an application close becomes
   // APPLICATION_ERROR below 1-RTT, without the reason.
   std::size_t used = 0;
   for (SpaceId sid : {SpaceId::kInitial, SpaceId::kHandshake, SpaceId::kApplication}) {
-    PacketSpace& sp = space(sid);
-    if (!sp.tx || sp.discarded) continue;
+    if (sid != SpaceId::kApplication && &p != paths.front().get()) continue;
+    PacketSpace& sp = space(sid, p);
+    if (!has_tx(sp) || sp.discarded) continue;
     if (sid == SpaceId::kApplication && !handshake_complete && is_client()) continue;
     frame::ConnectionClose f = close_frame;
     f.reason = ByteView(reinterpret_cast<const std::uint8_t*>(close_reason_bytes.data()),
@@ -648,13 +823,16 @@ std::size_t Connection::Impl::build_close_datagram(Instant now, std::span<std::u
     h.type = sid == SpaceId::kInitial     ? PacketType::kInitial
              : sid == SpaceId::kHandshake ? PacketType::kHandshake
                                           : PacketType::kOneRtt;
-    h.dcid = current_peer_cid();
+    auto dcid = peer_cid_for(sid == SpaceId::kApplication ? p.id : 0);
+    if (!dcid) continue;
+    h.dcid = *dcid;
     h.scid = initial_scid;
     if (sid == SpaceId::kInitial && is_client()) h.token = retry_token;
     h.packet_number = sp.next_pn++;
     h.pn_length = 4;
     h.key_phase = key_phase;
-    auto pkt = protect_packet(h, payload, *sp.tx);
+    auto pkt = protect_packet(h, payload, *tx_keys(sp),
+                              sid == SpaceId::kApplication && multipath() ? p.id : 0);
     if (!pkt || used + pkt->size() > out.size()) break;
     std::memcpy(out.data() + used, pkt->data(), pkt->size());
     used += pkt->size();
@@ -666,17 +844,42 @@ std::size_t Connection::Impl::build_close_datagram(Instant now, std::span<std::u
 
 std::size_t Connection::Impl::build_path_probe(Instant now, std::span<std::uint8_t> out,
                                                SocketAddr& dest) {
-  // A PATH_RESPONSE to an address other than the current path's (RFC 9000 §8.2.2: the response
-  // goes where the challenge came from), padded to 1200 bytes (§8.2.1).
-  PacketSpace& sp = path().app;
-  auto [data, addr] = path_responses.front();
-  path_responses.pop_front();
-  dest = addr;
+  // A PATH_RESPONSE to an address other than its path's (RFC 9000 §8.2.2: the response goes
+  // where the challenge came from), padded to 1200 bytes (§8.2.1), in the space and with the CID
+  // of the path the challenge arrived on. A QNT client answering a server's probe adds its own
+  // PATH_CHALLENGE: the server's candidate address is now worth probing (spec §5.3).
+  auto it = path_responses.begin();
+  while (it != path_responses.end()) {
+    const Path* on = find_path(it->path_id);
+    if (!(on && on->remote == it->dest)) break;
+    ++it;
+  }
+  if (it == path_responses.end()) return 0;
+  const auto owed = *it;
+  path_responses.erase(it);
+  Path* on = find_path(owed.path_id);
+  if (!on) on = paths.front().get();
+  auto dcid = peer_cid_for(on->id);
+  if (!dcid) return 0;
+  PacketSpace& sp = on->app;
+  dest = owed.dest;
   Bytes payload;
-  encode_frame(payload, Frame(frame::PathResponse{data}));
+  encode_frame(payload, Frame(frame::PathResponse{owed.data}));
+  if (nat && is_client()) {
+    bool have_path = false;
+    for (const auto& q : paths) {
+      if (q->validated && !q->abandoned && q->remote == owed.dest) have_path = true;
+    }
+    if (!have_path) {
+      ByteArray<8> token{};
+      rng.fill(token);
+      encode_frame(payload, Frame(frame::PathChallenge{token}));
+      nat->on_probe_sent(owed.dest, token);
+    }
+  }
   PacketHeader h;
   h.type = PacketType::kOneRtt;
-  h.dcid = current_peer_cid();
+  h.dcid = *dcid;
   h.packet_number = sp.next_pn++;
   h.pn_length =
       static_cast<std::uint8_t>(packet_number_length(h.packet_number, sp.sent.largest_acked()));
@@ -686,24 +889,26 @@ std::size_t Connection::Impl::build_path_probe(Instant now, std::span<std::uint8
   if (header_len + payload.size() + kTagLength < target) {
     payload.resize(target - header_len - kTagLength, 0);
   }
-  auto pkt = protect_packet(h, payload, *sp.tx);
+  auto pkt = protect_packet(h, payload, *one_rtt_tx, multipath() ? on->id : 0);
   if (!pkt || pkt->size() > out.size()) return 0;
   std::memcpy(out.data(), pkt->data(), pkt->size());
   sp.sent.on_sent(
       SentPacketMeta{h.packet_number, now, static_cast<std::uint32_t>(pkt->size()), false, false});
   ++stats.packets_sent;
+  stats.bytes_sent += pkt->size();
   return pkt->size();
 }
 
-std::size_t Connection::Impl::build_pmtu_probe(Instant now, std::span<std::uint8_t> out) {
+std::size_t Connection::Impl::build_pmtu_probe(Instant now, Path& p, std::span<std::uint8_t> out) {
   // DPLPMTUD probe (RFC 8899 §4.1, RFC 9000 §14.4): PING + PADDING of the probed size. Its loss
   // says nothing about congestion, so loss handling ignores it for the congestion controller.
-  Path& p = path();
   PacketSpace& sp = p.app;
   const std::uint64_t size = p.pmtu_max;
+  auto dcid = peer_cid_for(p.id);
+  if (!dcid) return 0;
   PacketHeader h;
   h.type = PacketType::kOneRtt;
-  h.dcid = current_peer_cid();
+  h.dcid = *dcid;
   h.packet_number = sp.next_pn++;
   h.pn_length =
       static_cast<std::uint8_t>(packet_number_length(h.packet_number, sp.sent.largest_acked()));
@@ -712,7 +917,7 @@ std::size_t Connection::Impl::build_pmtu_probe(Instant now, std::span<std::uint8
   if (size < header_len + kTagLength + 1 || size > out.size()) return 0;
   Bytes payload(size - header_len - kTagLength, 0);
   payload[0] = static_cast<std::uint8_t>(frame_type::kPing);
-  auto pkt = protect_packet(h, payload, *sp.tx);
+  auto pkt = protect_packet(h, payload, *one_rtt_tx, multipath() ? p.id : 0);
   if (!pkt) return 0;
   std::memcpy(out.data(), pkt->data(), pkt->size());
   SentPacketMeta meta{h.packet_number, now, static_cast<std::uint32_t>(pkt->size()), true, true};
@@ -723,6 +928,8 @@ std::size_t Connection::Impl::build_pmtu_probe(Instant now, std::span<std::uint8
   p.pmtu_probe_size = size;
   p.pmtu_next_probe.reset();
   last_ack_eliciting_sent = now;
+  p.last_ack_eliciting_sent = now;
+  ++p.packets_sent;
   ++stats.packets_sent;
   stats.bytes_sent += pkt->size();
   return pkt->size();

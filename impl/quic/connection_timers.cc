@@ -12,67 +12,84 @@ void consider(std::optional<Instant>& best, std::optional<Instant> t) {
 }
 }  // namespace
 
-Duration Connection::Impl::pto(const PacketSpace& sp) const {
+Duration Connection::Impl::pto(const Path& p, const PacketSpace& sp) const {
   const Duration max_ack_delay =
       sp.id == SpaceId::kApplication && confirmed ? peer_max_ack_delay : Duration::zero();
-  return pto_duration(path().rtt, max_ack_delay, pto_backoff);
+  return pto_duration(p.rtt, max_ack_delay, p.pto_backoff);
+}
+
+Duration Connection::Impl::path_idle(const Path& p) const {
+  // noq: max(path idle timeout, 3 PTO) — the PTO without its backoff, which grows while the
+  // path is dead and would push the deadline away forever. (Fix: it did exactly that.)
+  return std::max(p.idle_timeout, 3 * pto_duration(p.rtt, peer_max_ack_delay, 0));
 }
 
 Duration Connection::Impl::three_pto() const {
-  return 3 * pto_duration(path().rtt, peer_max_ack_delay, 0);
+  return 3 * pto_duration(send_path().rtt, peer_max_ack_delay, 0);
 }
 
 Duration Connection::Impl::idle_timeout() const {
   // RFC 9000 §10.1: the smaller of both advertised values (0 = none), at least 3 PTO.
   Duration t = config.idle_timeout;
-  if (peer_idle_timeout > Duration::zero() &&
-      (t == Duration::zero() || peer_idle_timeout < t)) {
+  if (peer_idle_timeout > Duration::zero() && (t == Duration::zero() || peer_idle_timeout < t)) {
     t = peer_idle_timeout;
   }
   if (t == Duration::zero()) return Duration::max();
   return std::max(t, three_pto());
 }
 
-std::optional<Instant> Connection::Impl::loss_detection_deadline(SpaceId* which) const {
-  // RFC 9002 Appendix A.8 (SetLossDetectionTimer / GetPtoTimeAndSpace).
+std::optional<Instant> Connection::Impl::loss_detection_deadline(const Path** which_path,
+                                                                 SpaceId* which) const {
+  // RFC 9002 Appendix A.8 (SetLossDetectionTimer / GetPtoTimeAndSpace), over every path's space
+  // (draft multipath: loss recovery is per path).
+  const Path& first = *paths.front();
+  struct Entry {
+    const Path* path;
+    const PacketSpace* space;
+  };
+  boost::container::small_vector<Entry, 10> spaces;
+  spaces.push_back({&first, &initial});
+  spaces.push_back({&first, &handshake});
+  for (const auto& p : paths) spaces.push_back({p.get(), &p->app});
+  auto set = [&](const Entry& e) {
+    if (which_path) *which_path = e.path;
+    if (which) *which = e.space->id;
+  };
   std::optional<Instant> earliest_loss;
-  for (SpaceId sid : {SpaceId::kInitial, SpaceId::kHandshake, SpaceId::kApplication}) {
-    const PacketSpace& sp = space(sid);
-    if (sp.discarded) continue;
-    if (auto t = sp.sent.loss_time(); t && (!earliest_loss || *t < *earliest_loss)) {
+  for (const auto& e : spaces) {
+    if (e.space->discarded) continue;
+    if (auto t = e.space->sent.loss_time(); t && (!earliest_loss || *t < *earliest_loss)) {
       earliest_loss = t;
-      if (which) *which = sid;
+      set(e);
     }
   }
   if (earliest_loss) return earliest_loss;
 
   bool any_in_flight = false;
-  for (SpaceId sid : {SpaceId::kInitial, SpaceId::kHandshake, SpaceId::kApplication}) {
-    if (!space(sid).discarded && space(sid).sent.has_ack_eliciting_in_flight()) {
-      any_in_flight = true;
-    }
+  for (const auto& e : spaces) {
+    if (!e.space->discarded && e.space->sent.has_ack_eliciting_in_flight()) any_in_flight = true;
   }
   // A client keeps a PTO armed until the server has validated its address, so that a lost
   // server flight cannot deadlock the handshake (RFC 9002 §6.2.2.1).
   const bool peer_validated_us = !is_client() || confirmed || handshake_acked;
   if (!any_in_flight) {
     if (peer_validated_us || state != State::kHandshake) return std::nullopt;
-    const SpaceId sid = handshake.tx && !handshake.discarded ? SpaceId::kHandshake : SpaceId::kInitial;
-    if (which) *which = sid;
-    return last_ack_eliciting_sent.value_or(created) + pto(space(sid));
+    const bool hs = handshake.tx && !handshake.discarded;
+    set(Entry{&first, hs ? &handshake : &initial});
+    return last_ack_eliciting_sent.value_or(created) + pto(first, hs ? handshake : initial);
   }
   std::optional<Instant> best;
-  for (SpaceId sid : {SpaceId::kInitial, SpaceId::kHandshake, SpaceId::kApplication}) {
-    const PacketSpace& sp = space(sid);
+  for (const auto& e : spaces) {
+    const PacketSpace& sp = *e.space;
     if (sp.discarded || !sp.sent.has_ack_eliciting_in_flight()) continue;
     // Application data is not probed until the handshake is confirmed (A.8).
-    if (sid == SpaceId::kApplication && !confirmed) continue;
+    if (sp.id == SpaceId::kApplication && !confirmed) continue;
     auto last = sp.sent.last_ack_eliciting_sent();
     if (!last) continue;
-    const Instant t = *last + pto(sp);
+    const Instant t = *last + pto(*e.path, sp);
     if (!best || t < *best) {
       best = t;
-      if (which) *which = sid;
+      set(e);
     }
   }
   return best;
@@ -82,35 +99,50 @@ std::optional<Instant> Connection::Impl::next_timeout() const {
   if (state == State::kDrained) return std::nullopt;
   if (state == State::kClosing || state == State::kDraining) return close_deadline;
   std::optional<Instant> best;
-  const Path& p = path();
+  const Path& p0 = path();
   // At the anti-amplification limit (RFC 9000 §8.1) nothing can be sent until the peer sends
   // more. Timers whose only effect is to send (ACK, PTO — RFC 9002 §6.2.2.1 —, keep-alive,
   // pacing, PMTU probes) must not be armed then: a deadline in the past that cannot be served
   // makes the driver spin at one instant forever. (Fix: a server whose peer migrated, or whose
   // client went quiet during the handshake with an ACK owed, live-locked the event loop.)
+  const Path& sp = send_path();
+  std::size_t open_paths = 0;
+  for (const auto& p : paths) open_paths += p->abandoned ? 0 : 1;
   const bool amplification_blocked =
-      !p.validated && p.bytes_sent + 64 > 3 * p.bytes_received;
+      !is_client() && !sp.validated && sp.bytes_sent + 64 > 3 * sp.bytes_received;
   if (!amplification_blocked) {
-    consider(best, loss_detection_deadline(nullptr));
-    for (SpaceId sid : {SpaceId::kInitial, SpaceId::kHandshake, SpaceId::kApplication}) {
-      const PacketSpace& sp = space(sid);
-      if (!sp.discarded && sp.tx) consider(best, sp.acks.ack_deadline());
+    consider(best, loss_detection_deadline(nullptr, nullptr));
+    for (SpaceId sid : {SpaceId::kInitial, SpaceId::kHandshake}) {
+      const PacketSpace& s = space(sid, p0);
+      if (!s.discarded && s.tx) consider(best, s.acks.ack_deadline());
     }
-    // Once fired, the keep-alive waits in ping_pending until the PING can go out (congestion
-    // control may hold it while data is in flight; the PTO timer covers liveness then). (Fix:
-    // the deadline stayed in the past meanwhile and the driver spun at one instant.)
-    if (handshake_complete && config.keep_alive > Duration::zero() && !ping_pending) {
-      consider(best, last_ack_eliciting_sent.value_or(created) + config.keep_alive);
+    for (const auto& p : paths) {
+      if (one_rtt_tx) consider(best, p->app.acks.ack_deadline());
+      // Once fired, the keep-alive waits in ping_pending until the PING can go out. (Fix: the
+      // deadline stayed in the past meanwhile and the driver spun at one instant.) Every open
+      // path keeps itself alive (noq: per-path keep-alive, 5 s in iroh).
+      if (handshake_complete && config.keep_alive > Duration::zero() && !p->ping_pending &&
+          !p->abandoned && (p->validated || p.get() == paths.front().get())) {
+        consider(best, p->last_ack_eliciting_sent.value_or(created) + config.keep_alive);
+      }
+      if (confirmed && config.pmtu_discovery && p->pmtu_probe_size == 0 && p->mtu < p->pmtu_max &&
+          p.get() == &sp) {
+        consider(best, p->pmtu_next_probe);
+      }
+      consider(best, p->challenge_deadline);
+      if (p->discard_at) consider(best, p->discard_at);
+      if (multipath() && confirmed && !p->abandoned && p->idle_timeout > Duration::zero() &&
+          open_paths > 1) {
+        consider(best, p->last_rx + path_idle(*p));
+      }
     }
     if (pacing_blocked) consider(best, pacing_deadline);
-    if (confirmed && config.pmtu_discovery && p.pmtu_probe_size == 0 && p.mtu < p.pmtu_max) {
-      consider(best, p.pmtu_next_probe);
-    }
+    if (nat && confirmed) consider(best, nat->next_probe_time());
   }
   const Duration idle = idle_timeout();
   if (idle != Duration::max()) consider(best, last_activity + idle);
   if (!handshake_complete) consider(best, created + config.handshake_timeout);
-  consider(best, p.challenge_deadline);
+  consider(best, p0.challenge_deadline);
   return best;
 }
 
@@ -134,35 +166,52 @@ void Connection::Impl::on_timeout(Instant now) {
     return;
   }
   if (pacing_blocked && now >= pacing_deadline) pacing_blocked = false;
-  for (SpaceId sid : {SpaceId::kInitial, SpaceId::kHandshake, SpaceId::kApplication}) {
-    PacketSpace& sp = space(sid);
-    if (sp.discarded || !sp.tx) continue;
-    // Nothing to do: ack_due(now) becomes true and poll_transmit sends the ACK.
+  std::size_t open_paths = 0;
+  for (const auto& p : paths) open_paths += p->abandoned ? 0 : 1;
+  for (auto& pp : paths) {
+    Path& p = *pp;
+    if (handshake_complete && config.keep_alive > Duration::zero() && !p.abandoned &&
+        (p.validated || &p == paths.front().get()) &&
+        now >= p.last_ack_eliciting_sent.value_or(created) + config.keep_alive) {
+      p.ping_pending = true;
+    }
+    if (p.challenge_deadline && now >= *p.challenge_deadline) {
+      p.challenge.reset();
+      p.challenge_pending = false;
+      p.challenge_deadline.reset();
+      if (!multipath() || &p == paths.front().get()) {
+        // RFC 9000 §9.3.2: validation failed. With a single path we keep talking to the
+        // address the peer moved to (it sent non-probing packets from there) and stop
+        // challenging.
+        p.validated = true;
+      } else if (!p.validated && !p.abandoned && open_paths > 1) {
+        abandon_path(now, p, 0x3e76, true);  // PATH_UNSTABLE_OR_POOR, as noq
+        --open_paths;
+      }
+    }
+    // Per-path idle (noq: max(idle, 3 PTO)); the last open path never idles out on its own.
+    if (multipath() && confirmed && !p.abandoned && p.idle_timeout > Duration::zero() &&
+        open_paths > 1 && now >= p.last_rx + path_idle(p)) {
+      abandon_path(now, p, 0x3e76, true);
+      --open_paths;
+    }
   }
-  if (handshake_complete && config.keep_alive > Duration::zero() &&
-      now >= last_ack_eliciting_sent.value_or(created) + config.keep_alive) {
-    ping_pending = true;
-  }
-  Path& p = path();
-  if (p.challenge_deadline && now >= *p.challenge_deadline) {
-    // RFC 9000 §9.3.2: validation failed. With a single path we keep talking to the address the
-    // peer moved to (it sent non-probing packets from there) and stop challenging.
-    p.challenge.reset();
-    p.challenge_pending = false;
-    p.challenge_deadline.reset();
-    p.validated = true;
-  }
+  discard_abandoned_paths(now);
+  const Path* which_path = nullptr;
   SpaceId which = SpaceId::kApplication;
-  if (auto t = loss_detection_deadline(&which); t && now >= *t) on_loss_detection_timeout(now);
+  if (auto t = loss_detection_deadline(&which_path, &which); t && now >= *t) {
+    on_loss_detection_timeout(now);
+  }
 }
 
 void Connection::Impl::on_loss_detection_timeout(Instant now) {
   // RFC 9002 Appendix A.9 (OnLossDetectionTimeout).
+  const Path* which_path = nullptr;
   SpaceId which = SpaceId::kApplication;
-  auto deadline = loss_detection_deadline(&which);
-  if (!deadline || now < *deadline) return;
-  PacketSpace& sp = space(which);
-  Path& p = path();
+  auto deadline = loss_detection_deadline(&which_path, &which);
+  if (!deadline || now < *deadline || !which_path) return;
+  Path& p = *const_cast<Path*>(which_path);
+  PacketSpace& sp = space(which, p);
   if (auto loss = sp.sent.loss_time(); loss && *loss <= now) {
     auto lost = sp.sent.detect_lost(now, p.rtt);
     if (lost.empty()) return;
@@ -176,7 +225,7 @@ void Connection::Impl::on_loss_detection_timeout(Instant now) {
         largest_sent = std::max(largest_sent, meta.time_sent);
       }
       if (it != sp.sent_frames.end()) {
-        on_packet_lost(now, sp, meta, it->second, !probe);
+        on_packet_lost(now, p, sp, meta, it->second, !probe);
         sp.sent_frames.erase(it);
       }
     }
@@ -188,9 +237,14 @@ void Connection::Impl::on_loss_detection_timeout(Instant now) {
   }
   // PTO: send one or two ack-eliciting probes (§6.2.4). In the handshake spaces the probe
   // carries the unacknowledged CRYPTO data again; elsewhere new data or a PING.
-  ++pto_backoff;
+  ++p.pto_backoff;
   ++stats.pto_count;
   sp.probes_pending = 2;
+  // An unvalidated path's challenge is repeated on its PTO (noq's PathChallengeLost timer): the
+  // padded challenge is also what gives the peer the anti-amplification budget to answer.
+  if (which == SpaceId::kApplication && !p.validated && p.challenge && !p.abandoned) {
+    p.challenge_pending = true;
+  }
   if (which != SpaceId::kApplication) {
     for (auto& [pn, frames] : sp.sent_frames) {
       for (auto [off, len] : frames.crypto) sp.crypto_send.on_lost(off, len, false);
@@ -210,13 +264,14 @@ void Connection::Impl::on_loss_detection_timeout(Instant now) {
       if (any) break;
     }
   }
-  if (!sp.tx) {
+  if (which != SpaceId::kApplication && !sp.tx) {
     // Client anti-deadlock probe before Handshake keys: an Initial PING.
     initial.probes_pending = 1;
   }
-  qlog(now, "recovery:loss_timer_updated",
-       std::string("{\"event_type\":\"expired\",\"timer_type\":\"pto\",\"packet_number_space\":\"") +
-           detail::space_name(which) + "\"}");
+  qlog(
+      now, "recovery:loss_timer_updated",
+      std::string("{\"event_type\":\"expired\",\"timer_type\":\"pto\",\"packet_number_space\":\"") +
+          detail::space_name(which) + "\",\"path_id\":" + std::to_string(p.id) + "}");
 }
 
 void Connection::Impl::enter_closing(Instant now, CloseReason reason, bool send_close) {

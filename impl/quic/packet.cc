@@ -385,7 +385,7 @@ Datagram split_datagram(ByteView datagram, std::size_t short_dcid_length) {
 
 Result<std::size_t> seal_packet(std::span<std::uint8_t> buf, std::size_t pn_offset,
                                 std::uint64_t full_pn, std::size_t payload_length,
-                                crypto::PacketProtection& keys) {
+                                crypto::PacketProtection& keys, std::uint32_t path_id) {
   if (buf.empty() || pn_offset == 0 || pn_offset >= buf.size()) {
     return make_error("seal: packet number offset outside the buffer");
   }
@@ -403,9 +403,11 @@ Result<std::size_t> seal_packet(std::span<std::uint8_t> buf, std::size_t pn_offs
                       std::to_string(crypto::kHpSampleOffset - pn_len) + ")");
   }
   const std::size_t total = header_len + payload_length + crypto::kAeadTagLength;
+  auto& aead = keys.aead();
   auto sealed =
-      keys.aead().seal(ByteView(buf.data(), header_len),
-                       buf.subspan(header_len, payload_length + crypto::kAeadTagLength), full_pn);
+      aead.seal_with_nonce(ByteView(buf.data(), header_len),
+                           buf.subspan(header_len, payload_length + crypto::kAeadTagLength),
+                           crypto::path_packet_nonce(aead.iv(), path_id, full_pn));
   if (!sealed) return sealed.error();
   auto hp = keys.header_protection().apply(buf.first(total), pn_offset);
   if (!hp) return hp.error();
@@ -413,7 +415,7 @@ Result<std::size_t> seal_packet(std::span<std::uint8_t> buf, std::size_t pn_offs
 }
 
 Result<Bytes> protect_packet(const PacketHeader& h, ByteView payload,
-                             crypto::PacketProtection& keys) {
+                             crypto::PacketProtection& keys, std::uint32_t path_id) {
   if (!has_packet_number(h.type)) {
     return make_error(std::string(packet_type_name(h.type)) + " packets are not protected");
   }
@@ -428,7 +430,7 @@ Result<Bytes> protect_packet(const PacketHeader& h, ByteView payload,
   if (!pn_offset) return pn_offset.error();
   append(out, payload);
   out.resize(out.size() + crypto::kAeadTagLength);
-  auto n = seal_packet(out, *pn_offset, h.packet_number, payload.size(), keys);
+  auto n = seal_packet(out, *pn_offset, h.packet_number, payload.size(), keys, path_id);
   if (!n) return n.error();
   return out;
 }
@@ -471,13 +473,14 @@ Result<OpenedPacket> remove_header_protection(std::span<std::uint8_t> packet,
 }
 
 Result<void> decrypt_payload(std::span<std::uint8_t> packet, OpenedPacket& opened,
-                             crypto::Aead& aead) {
+                             crypto::Aead& aead, std::uint32_t path_id) {
   if (packet.size() < opened.header_length + opened.payload.size() ||
       opened.payload.data() != packet.data() + opened.header_length) {
     return make_error("decrypt: payload is not inside the packet buffer after its header");
   }
-  auto n = aead.open(ByteView(packet.data(), opened.header_length), opened.payload,
-                     opened.header.packet_number);
+  auto n = aead.open_with_nonce(
+      ByteView(packet.data(), opened.header_length), opened.payload,
+      crypto::path_packet_nonce(aead.iv(), path_id, opened.header.packet_number));
   if (!n) return n.error();
   opened.payload = opened.payload.first(*n);
   return {};

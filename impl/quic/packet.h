@@ -28,9 +28,10 @@
 // not rejected: RFC 9000 §17.2 makes that a connection error (PROTOCOL_VIOLATION) only after the
 // packet authenticated, which is the engine's decision.
 //
-// Multipath hook: draft-ietf-quic-multipath changes only the AEAD nonce of 1-RTT packets (path id
-// mixed in). When its layout is confirmed, seal_packet()/unprotect_packet() take the path id and
-// build the nonce for crypto::Aead::seal_with_nonce()/open_with_nonce(); nothing else here changes.
+// Multipath: draft-ietf-quic-multipath changes only the AEAD nonce of 1-RTT packets —
+// IV ⊕ (path id, 32-bit big-endian ‖ packet number, 64-bit big-endian), confirmed against rustls'
+// for_path nonce and on the wire with Rust iroh (docs/ARCHITECTURE.md). seal_packet(),
+// protect_packet() and decrypt_payload() take the path id; header protection is unchanged.
 #pragma once
 
 #include <cstddef>
@@ -189,8 +190,10 @@ Datagram split_datagram(ByteView datagram, std::size_t short_dcid_length);
 // encrypted with keys.aead() under the nonce of h.packet_number, header protection applied.
 // h.type must carry a packet number. The payload plus the packet number must be at least 4 bytes
 // so that the header-protection sample exists (RFC 9001 §5.4.2); callers pad with PADDING frames.
+// `path_id`: the multipath path of a 1-RTT packet, mixed into the AEAD nonce (draft multipath;
+// path 0 gives RFC 9001's nonce, so it is the default and the value for long headers).
 Result<Bytes> protect_packet(const PacketHeader& h, ByteView payload,
-                             crypto::PacketProtection& keys);
+                             crypto::PacketProtection& keys, std::uint32_t path_id = 0);
 
 // In-place variant for the send path. `buf` holds the unprotected header ending with its packet
 // number field (which starts at `pn_offset`; its length is read from buf[0]), then
@@ -198,7 +201,7 @@ Result<Bytes> protect_packet(const PacketHeader& h, ByteView payload,
 // Length field must already be correct. Returns the protected packet's size.
 Result<std::size_t> seal_packet(std::span<std::uint8_t> buf, std::size_t pn_offset,
                                 std::uint64_t full_pn, std::size_t payload_length,
-                                crypto::PacketProtection& keys);
+                                crypto::PacketProtection& keys, std::uint32_t path_id = 0);
 
 struct OpenedPacket {
   PacketHeader header;              // HP removed; packet_number reconstructed
@@ -235,7 +238,7 @@ Result<OpenedPacket> remove_header_protection(std::span<std::uint8_t> packet,
 // decrypt_payload(): opens `opened.payload` in place (AAD = the `opened.header_length` bytes
 // before it, which must be the same buffer) and shrinks it to the plaintext.
 Result<void> decrypt_payload(std::span<std::uint8_t> packet, OpenedPacket& opened,
-                             crypto::Aead& aead);
+                             crypto::Aead& aead, std::uint32_t path_id = 0);
 
 // A Retry packet with its integrity tag computed for `original_dcid` (RFC 9001 §5.8).
 Result<Bytes> encode_retry(const PacketHeader& h, ByteView original_dcid);

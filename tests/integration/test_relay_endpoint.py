@@ -5,8 +5,9 @@ The peers are the docs/PEER_CLI.md programs (`irohlab` and interop/rust_quic_pee
 starts relayed) and `connect --relay URL`.
 
 (a) ours ↔ Rust through our relay, both directions, and ours ↔ ours: a 4 MiB echo verified byte for
-    byte. A C++ side has no multipath yet (issue 6), so every pair involving it must stay on the
-    relay; the relay's metrics must show the forwarded datagrams.
+    byte. The C++ side runs with --no-holepunch (it offers no NAT traversal, so neither side can
+    punch and the connection must stay on the relay); the relay's metrics must show the forwarded
+    datagrams. Hole punching itself is tests/integration/test_holepunch.py.
 (b) a ticket with only a relay URL and no --relay on the client: a clear `unreachable` error.
 (c) graceful relay restart: a C++ server, a C++ client and a Rust client are connected through the
     relay; SIGTERM makes it send Restarting, a new relay process takes the same port, every client
@@ -38,9 +39,10 @@ def peer_argv(impl: str, irohlab_bin: Path) -> list[str]:
     return [R.node(), "--no-deprecation", str(RUST_PEER)]
 
 
-def start_listener(start, impl: str, irohlab_bin: Path, relay_url: str, name: str) -> tuple[str, R.Proc]:
+def start_listener(start, impl: str, irohlab_bin: Path, relay_url: str, name: str,
+                   *extra: str) -> tuple[str, R.Proc]:
     p = start(name, [*peer_argv(impl, irohlab_bin), "listen", "--alpn", ALPN, "--relay", relay_url,
-                     "--relay-only", "--echo"])
+                     "--relay-only", "--echo", *extra])
     # a whole first line (the ticket may arrive in more than one write)
     line = R.wait_for(lambda: p.out().split("\n")[:-1][:1], 20, f"{name} ticket" + p.describe())[0]
     assert line.startswith("endpoint"), f"{name}: first line is not a ticket: {line!r}" + p.describe()
@@ -75,14 +77,17 @@ def run_connect(impl: str, irohlab_bin: Path, ticket: str, relay_url: str, *args
 def test_echo_4mib_through_our_relay(irohlab_bin, tmp_path, server, client):
     with R.processes(tmp_path) as start:
         relay = R.start_relay(start, irohlab_bin)
-        ticket, srv = start_listener(start, server, irohlab_bin, relay.url, f"{server}-server")
+        stay = ("--no-holepunch",)
+        ticket, srv = start_listener(start, server, irohlab_bin, relay.url, f"{server}-server",
+                                     *(stay if server == "cpp" else ()))
         before = relay_metric(relay, "irohlab_relay_bytes_forwarded_total")
-        res = run_connect(client, irohlab_bin, ticket, relay.url, "--bytes", str(MIB4), "--echo")
+        res = run_connect(client, irohlab_bin, ticket, relay.url, "--bytes", str(MIB4), "--echo",
+                          *(stay if client == "cpp" else ()))
         assert res["ok"], f"{client} → {server}: {res}" + srv.describe() + relay.proc.describe()
         assert res["echoed"] == MIB4, res
         assert res["started_relayed"] is True, res
         assert res["paths"][0]["path"] == f"relay:{relay.url}", res
-        # No multipath on the C++ side yet: the connection must stay relayed (and work).
+        # No NAT traversal offered by the C++ side: the connection must stay relayed (and work).
         assert res["path"] == f"relay:{relay.url}", res
         forwarded = relay_metric(relay, "irohlab_relay_bytes_forwarded_total") - before
         # 4 MiB each way, in QUIC packets (plus headers, ACKs and any retransmissions)
@@ -122,7 +127,9 @@ def test_relay_restart_clients_reconnect_and_traffic_resumes(irohlab_bin, tmp_pa
     with R.processes(tmp_path) as start:
         relay = R.start_relay(start, irohlab_bin)
         port = relay.port
-        ticket, srv = start_listener(start, "cpp", irohlab_bin, relay.url, "cpp-server")
+        # --no-holepunch: the connections must keep using the relay across its restart.
+        ticket, srv = start_listener(start, "cpp", irohlab_bin, relay.url, "cpp-server",
+                                     "--no-holepunch")
         # Two clients (C++ and Rust) connect, then idle across the restart, then echo 1 MiB over
         # the same QUIC connection.
         idle = 8

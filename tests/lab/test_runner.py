@@ -212,7 +212,8 @@ def test_peers_get_their_port_and_external_addresses():
     assert ad.external_addrs("rust", "198.18.1.1:5", "10.1.0.10:5") == ["198.18.1.1:5"]
     assert ad.external_addrs("rust", "198.18.2.10:5", "198.18.2.10:5") == []   # no NAT
     assert ad.external_addrs("rust", None, "10.1.0.10:5") == []                # UDP blocked
-    assert ad.external_addrs("cpp", "198.18.1.1:5", "10.1.0.10:5") is None     # no such flag
+    assert ad.external_addrs("cpp", "198.18.1.1:5", "10.1.0.10:5") == ["198.18.1.1:5"]
+    assert ad.external_addrs("other", "198.18.1.1:5", "10.1.0.10:5") is None   # no such flag
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,8 @@ struct ListenOptions {
   std::string relay;  // home relay URL
   bool relay_only = false;
   std::string relay_ca;
+  std::vector<std::string> external_addrs;
+  bool no_holepunch = false;
 };
 
 // --relay URL / --relay-ca FILE into endpoint options (shared by listen and connect).
@@ -126,6 +128,18 @@ void apply_relay_flags(iroh::io::QuicEndpointOptions& eo, const std::string& rel
   if (!url) throw UsageError("--relay: " + url.error().message);
   eo.relay = *url;
   eo.relay_client.ca_file = relay_ca;
+}
+
+// --external-addr IP:PORT (repeatable) / --no-holepunch into endpoint options.
+void apply_holepunch_flags(iroh::io::QuicEndpointOptions& eo,
+                           const std::vector<std::string>& external, bool no_holepunch) {
+  for (const auto& a : external) {
+    auto sa = iroh::SocketAddr::parse(a);
+    if (!sa) throw UsageError("--external-addr: not IP:PORT: " + a);
+    eo.external_addrs.push_back(*sa);
+  }
+  eo.hole_punching = !no_holepunch;
+  eo.interface_poll = std::chrono::seconds(1);  // notice renumbering and moves (churn)
 }
 
 awaitable<void> serve_bi(std::shared_ptr<QuicConnection> conn, std::uint64_t id,
@@ -252,6 +266,7 @@ int run_listen(const ListenOptions& o) {
   eo.qlog_dir = o.qlog;
   eo.retry = o.retry;
   apply_relay_flags(eo, o.relay, o.relay_ca);
+  apply_holepunch_flags(eo, o.external_addrs, o.no_holepunch);
   auto ep = QuicEndpoint::bind(io, secret, eo);
   if (!ep) throw UsageError(ep.error().message);
   auto endpoint = *ep;
@@ -336,6 +351,8 @@ struct ConnectOptions {
   std::string bind;
   double wait_direct = 0;
   double hold = 0;
+  std::vector<std::string> external_addrs;
+  bool no_holepunch = false;
 };
 
 struct ConnectReport {
@@ -487,6 +504,7 @@ awaitable<void> run_connect(std::shared_ptr<QuicEndpoint> ep, const iroh::Endpoi
     rep.error = msg;
   };
   const auto t0 = std::chrono::steady_clock::now();
+  const auto t0_instant = ep->now();
   auto conn_r = co_await ep->connect(addr, o.alpn);
   if (!conn_r) {
     fail(conn_r.error());
@@ -497,25 +515,33 @@ awaitable<void> run_connect(std::shared_ptr<QuicEndpoint> ep, const iroh::Endpoi
   rep.connect_ms = seconds_since(t0) * 1000;
   rep.remote = conn->remote_id().to_hex();
   rep.alpn = conn->alpn();
-  // Path bookkeeping: our engine has one path at a time (multipath is a later issue), so the
-  // path changes only by migration; sampled at the points the report cares about.
+  // Path bookkeeping: the endpoint records every change of the selected path (relay → direct
+  // when a hole is punched, back to the relay when the direct path dies) with its time.
+  std::size_t paths_seen = 0;
   auto note_path = [&] {
-    const auto remote = conn->stats().path.remote;
-    const auto name = ep->describe_path(remote);
-    if (!rep.paths.empty() && rep.paths.back().second == name) return;
-    const double t = seconds_since(t0) * 1000;
-    rep.paths.emplace_back(t, name);
-    rep.path = name;
-    if (!rep.started_relayed) rep.started_relayed = ep->is_relay_path(remote);
-    if (!ep->is_relay_path(remote) && !rep.direct_after_ms) rep.direct_after_ms = t;
+    const auto& changes = conn->path_changes();
+    for (; paths_seen < changes.size(); ++paths_seen) {
+      const auto& ch = changes[paths_seen];
+      if (!rep.paths.empty() && rep.paths.back().second == ch.path) continue;
+      const double t = std::max(0.0, iroh::to_millis_f(ch.at - t0_instant));
+      rep.paths.emplace_back(t, ch.path);
+      rep.path = ch.path;
+      if (!rep.started_relayed) rep.started_relayed = ch.relay;
+      if (!ch.relay && !rep.direct_after_ms) rep.direct_after_ms = t;
+    }
   };
   note_path();
   if (o.wait_direct > 0 && !rep.direct_after_ms) {
+    // Wait for a direct path (event-driven), bounded by --wait-direct.
     const auto until = std::chrono::steady_clock::now() +
                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                            std::chrono::duration<double>(o.wait_direct));
-    while (!rep.direct_after_ms && !conn->is_closed() && std::chrono::steady_clock::now() < until) {
-      co_await sleep_for(20ms);
+    while (!rep.direct_after_ms && !conn->is_closed()) {
+      const auto left = until - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) break;
+      auto ch = co_await conn->next_path_change(paths_seen,
+                                                std::chrono::duration_cast<iroh::Duration>(left));
+      if (!ch || !*ch) break;
       note_path();
     }
   }
@@ -679,6 +705,7 @@ int run_connect_cmd(const ConnectOptions& o) {
     }
   }
   apply_relay_flags(eo, o.relay, o.relay_ca);
+  apply_holepunch_flags(eo, o.external_addrs, o.no_holepunch);
   eo.connection = connection_config(o.timeout);
   eo.qlog_dir = o.qlog;
   auto ep = QuicEndpoint::bind(io, secret, eo);
@@ -777,6 +804,11 @@ void register_quic_commands(CLI::App& app) {
     cmd->add_option("--relay-ca", o->relay_ca,
                     "https relay: trust this PEM CA instead of the "
                     "system roots");
+    cmd->add_option("--external-addr", o->external_addrs,
+                    "IP:PORT we are reachable at besides our interfaces (e.g. a NAT mapping); "
+                    "announced for hole punching (repeatable)");
+    cmd->add_flag("--no-holepunch", o->no_holepunch,
+                  "no NAT traversal: stay on the path the connection started on");
     cmd->callback([o] {
       if (o->relay_only && o->relay.empty()) throw UsageError("--relay-only needs --relay URL");
       if (o->bind.empty()) throw UsageError("--bind needs an address");
@@ -821,6 +853,11 @@ void register_quic_commands(CLI::App& app) {
         ->check(CLI::Range(0.0, 600.0));
     cmd->add_option("--hold", o->hold, "keep the connection S seconds after the transfer")
         ->check(CLI::Range(0.0, 3600.0));
+    cmd->add_option("--external-addr", o->external_addrs,
+                    "IP:PORT we are reachable at besides our interfaces (e.g. a NAT mapping); "
+                    "announced for hole punching (repeatable)");
+    cmd->add_flag("--no-holepunch", o->no_holepunch,
+                  "no NAT traversal: stay on the path the connection started on");
     cmd->callback([o] {
       const int rc = run_connect_cmd(*o);
       if (rc != 0) std::exit(rc);

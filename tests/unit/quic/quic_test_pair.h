@@ -17,17 +17,22 @@ struct QuicPair {
 
   explicit QuicPair(std::uint64_t seed, quic::ConnectionConfig base = quic::ConnectionConfig(),
                     std::vector<std::string> server_alpns = {"test/echo/0"})
+      : QuicPair(seed, base, base, std::move(server_alpns)) {}
+
+  // Different connection templates for the two sides (e.g. a feature on one side only).
+  QuicPair(std::uint64_t seed, quic::ConnectionConfig client_base,
+           quic::ConnectionConfig server_base, std::vector<std::string> server_alpns)
       : rng_client(seed * 2 + 1),
         rng_server(seed * 2 + 2),
         net(seed),
         client_key(SecretKey::generate(rng_client.array<32>())),
         server_key(SecretKey::generate(rng_server.array<32>())) {
     quic::EndpointConfig cc;
-    cc.connection = base;
+    cc.connection = client_base;
     client = std::make_unique<quic::Endpoint>(client_key, cc, rng_client);
     quic::EndpointConfig sc;
     sc.alpns = std::move(server_alpns);
-    sc.connection = base;
+    sc.connection = server_base;
     server = std::make_unique<quic::Endpoint>(server_key, sc, rng_server);
     net.attach(*client, kClientAddr);
     net.attach(*server, kServerAddr);
