@@ -136,6 +136,23 @@ def host_firewall_ruleset(firewall: str, uplink_if: str) -> str:
 """
 
 
+CHURN_TABLE = "irohlab_churn"
+
+
+def udp_block_ruleset(uplink_if: str) -> str:
+    """Churn 'udp-block': the device's UDP in and out is dropped (TCP, hence the relay, still
+    works), in its own table so that 'udp-unblock' can delete it without touching anything else."""
+    return f"""table ip {CHURN_TABLE} {{
+  chain input {{ type filter hook input priority filter; policy accept;
+    iifname "{uplink_if}" meta l4proto udp drop
+  }}
+  chain output {{ type filter hook output priority filter; policy accept;
+    oifname "{uplink_if}" meta l4proto udp drop
+  }}
+}}
+"""
+
+
 def conntrack_sysctls(mapping_timeout_s: int) -> dict[str, str]:
     """Per-namespace sysctls that make conntrack's UDP filtering state expire with the mapping."""
     return {

@@ -373,12 +373,14 @@ def _port(rec: dict, role: str) -> int:
 
 
 def _churn_schedule(cell) -> list[tuple[float, str, str]]:
-    """(at_s, device, action) including the 'uplink-up' that ends an 'uplink-down'."""
+    """(at_s, device, action) including the 'uplink-up' / 'udp-unblock' that ends an
+    'uplink-down' / 'udp-block'."""
     out = []
+    ends = {"uplink-down": "uplink-up", "udp-block": "udp-unblock"}
     for ev in cell.churn:
         out.append((ev.at_s, ev.device, ev.action))
-        if ev.action == "uplink-down":
-            out.append((ev.at_s + ev.duration_s, ev.device, "uplink-up"))
+        if ev.action in ends:
+            out.append((ev.at_s + ev.duration_s, ev.device, ends[ev.action]))
     return sorted(out)
 
 
@@ -394,6 +396,10 @@ def _apply(lab, action, t0: float) -> dict:
             detail = lab.uplink_down(device)
         elif kind == "uplink-up":
             detail = lab.uplink_up(device)
+        elif kind == "udp-block":
+            detail = lab.udp_block(device)
+        elif kind == "udp-unblock":
+            detail = lab.udp_unblock(device)
         else:
             raise topology.LabError(f"unknown churn action {kind!r}")
         return {"t_ms": t_ms, "event": f"{device} {kind}", "addr": detail}

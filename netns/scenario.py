@@ -35,7 +35,8 @@ NAT_TIERS = ("none", "open", "moderate", "strict", "cgnat")
 IMPLS = ("cpp", "rust")
 WORKLOAD_KINDS = ("echo", "bulk", "datagrams")
 CHURN_DEVICES = ("server", "client")
-CHURN_ACTIONS = ("renumber", "move", "uplink-down")
+CHURN_ACTIONS = ("renumber", "move", "uplink-down", "udp-block")
+TIMED_CHURN_ACTIONS = ("uplink-down", "udp-block")  # these last duration_s
 FIREWALLS = ("none", "udp-block")        # "none" in the file = Cell.firewall None
 FINAL_PATHS = ("direct", "relay", "any")  # "any" in the file = Cell.expect_final_path None
 RELAY_HOSTS = ("internet",)               # where the relay runs: the public segment
@@ -99,8 +100,8 @@ class Workload:
 class ChurnEvent:
     at_s: float          # seconds after the connect starts
     device: str          # 'server' | 'client'
-    action: str          # 'renumber' | 'move' | 'uplink-down'
-    duration_s: float    # uplink-down only: how long the uplink stays down; else 0
+    action: str          # 'renumber' | 'move' | 'uplink-down' | 'udp-block'
+    duration_s: float    # uplink-down / udp-block: how long it lasts; else 0
 
 
 @dataclass(frozen=True)
@@ -528,12 +529,12 @@ def _parse_churn(r: _Reader, doc: dict, timeout_s: float) -> tuple[ChurnEvent, .
         at_s = r.seconds(entry, cp, "at_s", default=None, allow_zero=True)
         device = r.string(entry, cp, "device", choices=CHURN_DEVICES)
         action = r.string(entry, cp, "action", choices=CHURN_ACTIONS)
-        if action == "uplink-down":
+        if action in TIMED_CHURN_ACTIONS:
             duration_s = r.seconds(entry, cp, "duration_s", default=None)
         else:
             duration_s = r.seconds(entry, cp, "duration_s", default=0.0, allow_zero=True)
             if duration_s != 0:
-                raise r.fail(cp + ("duration_s",), f"only uplink-down has a duration "
+                raise r.fail(cp + ("duration_s",), f"only uplink-down and udp-block have a duration "
                              f"({action} is instantaneous)")
         end = at_s + duration_s
         if end >= timeout_s:

@@ -617,6 +617,15 @@ class Lab:
             if site.wan_gateway:
                 _ip(ns, "route", "replace", "default", "via", site.wan_gateway)
 
+    def udp_block(self, device: str) -> None:
+        """The device loses UDP (its direct QUIC paths) but keeps TCP (its relay connection)."""
+        dev = self._device(device)
+        self._load_nft(dev.ns, _nat.udp_block_ruleset("eth0"))
+
+    def udp_unblock(self, device: str) -> None:
+        dev = self._device(device)
+        _run(["ip", "netns", "exec", dev.ns, "nft", "delete", "table", "ip", _nat.CHURN_TABLE])
+
     def _uplink_of(self, name: str) -> tuple[str, str]:
         if not self.is_up:
             raise LabError("churn before lab.up()")

@@ -374,6 +374,15 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
   if (!opened) return;
   crypto::Aead* aead = &rx->aead();
   bool phase_flip = false;
+  // The next key phase's AEAD (derived once, on first use).
+  auto next_phase_aead = [&]() -> crypto::Aead* {
+    if (!next_rx) {
+      auto next = rx->next_generation();
+      if (!next) return nullptr;
+      next_rx.emplace(std::move(next).value());
+    }
+    return &next_rx->aead();
+  };
   if (type == PacketType::kOneRtt && opened->header.key_phase != key_phase) {
     // RFC 9001 §6.3: a packet in the other phase is either a key update by the peer (pn above
     // the first packet received in this phase) or a late packet of the previous phase. After
@@ -389,12 +398,8 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
     if (old_phase) {
       aead = &prev_rx->aead();
     } else {
-      if (!next_rx) {
-        auto next = rx->next_generation();
-        if (!next) return;
-        next_rx.emplace(std::move(next).value());
-      }
-      aead = &next_rx->aead();
+      aead = next_phase_aead();
+      if (!aead) return;
       phase_flip = true;
     }
   }
@@ -408,12 +413,8 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
     std::memcpy(packet.data(), retry_copy.data(), packet.size());
     opened->payload =
         packet.subspan(opened->header_length, opened->packet_length - opened->header_length);
-    if (!next_rx) {
-      auto next = rx->next_generation();
-      if (!next) return;
-      next_rx.emplace(std::move(next).value());
-    }
-    aead = &next_rx->aead();
+    aead = next_phase_aead();
+    if (!aead) return;
     phase_flip = true;
     decrypted = decrypt_payload(packet, *opened, *aead, path_id);
   }

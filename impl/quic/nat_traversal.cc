@@ -61,6 +61,7 @@ bool NatTraversal::local_sequence_removed(std::uint64_t sequence) const {
 
 Result<void> NatTraversal::on_reach_out(Instant now, std::uint64_t round,
                                         const SocketAddr& address) {
+  if (role_ != Role::kServer) return make_error("REACH_OUT is sent to the server only");
   if (round < round_) return {};  // an older round: ignored
   if (round > round_) {
     round_ = round;
@@ -82,6 +83,7 @@ Result<void> NatTraversal::on_reach_out(Instant now, std::uint64_t round,
 Result<bool> NatTraversal::on_add_address(Instant now, std::uint64_t sequence,
                                           const SocketAddr& address) {
   (void)now;
+  if (role_ != Role::kClient) return make_error("ADD_ADDRESS is sent to the client only");
   if (auto it = remote_.find(sequence); it != remote_.end()) return false;  // retransmission
   if (remote_.size() >= max_remote_) {
     return make_error("more ADD_ADDRESS candidates than our limit of " +
@@ -98,6 +100,7 @@ Result<bool> NatTraversal::on_add_address(Instant now, std::uint64_t sequence,
 }
 
 bool NatTraversal::on_remove_address(std::uint64_t sequence) {
+  if (role_ != Role::kClient) return false;
   auto it = remote_.find(sequence);
   if (it == remote_.end()) return false;
   const SocketAddr gone = it->second;
@@ -110,6 +113,7 @@ bool NatTraversal::on_remove_address(std::uint64_t sequence) {
 }
 
 std::uint64_t NatTraversal::start_round(Instant now, const std::vector<SocketAddr>& local) {
+  if (role_ != Role::kClient) return round_;  // servers answer rounds, they never start one
   ++round_;
   reach_out_.clear();
   for (const auto& a : local) {

@@ -56,7 +56,7 @@ class NatTraversal {
   // ADD_ADDRESS / REMOVE_ADDRESS arrived; true when the candidate set changed.
   Result<bool> on_add_address(Instant now, std::uint64_t sequence, const SocketAddr& address);
   bool on_remove_address(std::uint64_t sequence);
-  // Starts round previous + 1: returns it; probes every known server candidate.
+  // Starts round previous + 1: returns it; probes every known server candidate. (Server: no-op.)
   std::uint64_t start_round(Instant now, const std::vector<SocketAddr>& local);
   std::uint64_t round() const { return round_; }
   // The local candidates of the current round (REACH_OUT contents).

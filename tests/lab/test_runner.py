@@ -81,6 +81,8 @@ def test_connect_argv_holds_the_connection_through_churn():
     assert dg[dg.index("--datagrams") + 1] == "10" and dg[dg.index("--datagram-size") + 1] == "500"
     assert runner._churn_schedule(cell) == [(2, "client", "renumber"), (4, "client", "uplink-down"),
                                             (7, "client", "uplink-up")]
+    blocked = Cell(churn=(ChurnEvent(3, "client", "udp-block", 20),))
+    assert runner._churn_schedule(blocked) == [(3, "client", "udp-block"), (23, "client", "udp-unblock")]
 
 
 def test_churn_outcome_takes_the_path_before_the_next_event():

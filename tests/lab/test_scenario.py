@@ -209,7 +209,9 @@ BAD = [
     (MINIMAL + '[[churn]]\nat_s = 1\ndevice = "client"\naction = "uplink-down"\n', 7, "churn[0]",
      "missing required key 'duration_s'"),
     (MINIMAL + '[[churn]]\nat_s = 1\ndevice = "client"\naction = "move"\nduration_s = 4\n', 11,
-     "churn[0].duration_s", "only uplink-down has a duration"),
+     "churn[0].duration_s", "only uplink-down and udp-block have a duration"),
+    (MINIMAL + '[[churn]]\nat_s = 1\ndevice = "client"\naction = "udp-block"\n', 7, "churn[0]",
+     "missing required key 'duration_s'"),
     (MINIMAL + '[run]\ntimeout_s = 20\n[[churn]]\nat_s = 1\ndevice = "client"\n'
      'action = "move"\n[[churn]]\nat_s = 15\ndevice = "server"\naction = "uplink-down"\n'
      "duration_s = 10\n", 17, "churn[1].duration_s", "ends at 25 s, not before run.timeout_s"),

@@ -99,18 +99,6 @@ UploadResult upload(std::uint64_t seed, const sim::LinkProfile& link, std::size_
   return res;
 }
 
-// IROHLAB_SEED=<seed> runs one seed; IROHLAB_SEED_COUNT=<n> caps the count (tools/test uses it
-// for the ASan build, where 100 × 4 MiB would dominate the run; the release build runs them all).
-std::vector<std::uint64_t> seeds(std::uint64_t first, std::size_t count) {
-  if (auto s = testing::seed_override()) return {*s};
-  if (const char* cap = std::getenv("IROHLAB_SEED_COUNT"); cap && std::atoi(cap) > 0) {
-    count = std::min<std::size_t>(count, static_cast<std::size_t>(std::atoi(cap)));
-  }
-  std::vector<std::uint64_t> out;
-  for (std::size_t i = 0; i < count; ++i) out.push_back(first + i);
-  return out;
-}
-
 std::string summary(const UploadResult& r) {
   char b[320];
   std::snprintf(b, sizeof b,
@@ -142,7 +130,7 @@ TEST(ConnectionLoss, HundredSeedsFourMiBFivePercentLossReorderDuplicate) {
   constexpr Duration kBound = 60s;
   Duration worst{};
   std::uint64_t worst_seed = 0;
-  for (auto seed : seeds(1000, 100)) {
+  for (auto seed : testing::seeds(1000, 100)) {
     SCOPED_TRACE("IROHLAB_SEED=" + std::to_string(seed));
     auto r = upload(seed, link, kSize, kBound);
     ASSERT_TRUE(r.connected) << r.error;
@@ -172,7 +160,7 @@ TEST(ConnectionLoss, SmallWindowsUnderLoss) {
   cfg.stream_receive_window = 32 * 1024;
   cfg.max_stream_receive_window = 64 * 1024;
   cfg.connection_receive_window = 48 * 1024;
-  for (auto seed : seeds(4000, 20)) {
+  for (auto seed : testing::seeds(4000, 20)) {
     SCOPED_TRACE("IROHLAB_SEED=" + std::to_string(seed));
     auto r = upload(seed, link, 1 << 20, 60s, cfg);
     ASSERT_TRUE(r.finished) << r.error << "; " << summary(r);
@@ -189,7 +177,7 @@ TEST(ConnectionLoss, KeyUpdatesUnderLossAndReordering) {
   link.reorder = 0.1;
   link.reorder_delay = 15ms;
   link.duplicate = 0.01;
-  for (auto seed : seeds(5000, 20)) {
+  for (auto seed : testing::seeds(5000, 20)) {
     SCOPED_TRACE("IROHLAB_SEED=" + std::to_string(seed));
     int updates = 0;
     std::uint64_t before = 0;
@@ -215,7 +203,7 @@ TEST(ConnectionLoss, GilbertElliottBursts) {
   link.gilbert_p = 0.01;
   link.gilbert_r = 0.25;
   link.loss_in_bad = 0.5;
-  for (auto seed : seeds(2000, 20)) {
+  for (auto seed : testing::seeds(2000, 20)) {
     SCOPED_TRACE("IROHLAB_SEED=" + std::to_string(seed));
     auto r = upload(seed, link, 4 << 20, 60s);
     ASSERT_TRUE(r.connected) << r.error;
@@ -234,7 +222,7 @@ TEST_P(RateLimited, CwndAdaptsToSmallQueue) {
   link.queue_bytes = 32 * 1024;
   ConnectionConfig cfg;
   cfg.congestion = GetParam();
-  for (auto seed : seeds(3000, 5)) {
+  for (auto seed : testing::seeds(3000, 5)) {
     SCOPED_TRACE("IROHLAB_SEED=" + std::to_string(seed));
     constexpr std::size_t kSize = 4 << 20;
     auto r = upload(seed, link, kSize, 60s, cfg);

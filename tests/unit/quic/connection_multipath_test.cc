@@ -230,16 +230,6 @@ std::string dump_paths(const Connection* c) {
   return out;
 }
 
-std::vector<std::uint64_t> seeds(std::uint64_t first, std::size_t count) {
-  if (auto s = testing::seed_override()) return {*s};
-  if (const char* cap = std::getenv("IROHLAB_SEED_COUNT"); cap && std::atoi(cap) > 0) {
-    count = std::min<std::size_t>(count, static_cast<std::size_t>(std::atoi(cap)));
-  }
-  std::vector<std::uint64_t> out;
-  for (std::size_t i = 0; i < count; ++i) out.push_back(first + i);
-  return out;
-}
-
 LinkProfile relay_link() {
   LinkProfile l;
   l.delay = 30ms;
@@ -704,7 +694,7 @@ ScenarioResult relay_direct_relay(std::uint64_t seed, std::size_t size, Duration
 // abandoned; and a relay path quiet while data went direct idled out before its keep-alive.)
 TEST(ConnectionMultipath, HundredSeedsRelayThenDirectThenDirectDiesCompletesOverRelay) {
   constexpr Duration kPathIdle = 2s;
-  for (auto seed : seeds(7000, 100)) {
+  for (auto seed : testing::seeds(7000, 100)) {
     SCOPED_TRACE("IROHLAB_SEED=" + std::to_string(seed));
     const std::size_t size = (1 << 20) + (seed % 4) * (256 << 10);  // 1 … 1.75 MiB
     auto r = relay_direct_relay(seed, size, kPathIdle);

@@ -36,6 +36,19 @@ inline std::optional<std::uint64_t> seed_override() {
   return std::nullopt;
 }
 
+// The seeds first, first+1, … of a seeded loop. IROHLAB_SEED=<seed> runs one seed;
+// IROHLAB_SEED_COUNT=<n> caps the count (tools/test uses it for the ASan build, where 100 × 4 MiB
+// would dominate the run; the release build runs them all).
+inline std::vector<std::uint64_t> seeds(std::uint64_t first, std::size_t count) {
+  if (auto s = seed_override()) return {*s};
+  if (const char* cap = std::getenv("IROHLAB_SEED_COUNT"); cap && std::atoi(cap) > 0) {
+    count = std::min<std::size_t>(count, static_cast<std::size_t>(std::atoi(cap)));
+  }
+  std::vector<std::uint64_t> out;
+  for (std::size_t i = 0; i < count; ++i) out.push_back(first + i);
+  return out;
+}
+
 // One echo exchange on an established QuicPair. Call pump() from run_until's predicate.
 template <class Pair>
 struct Echo {
