@@ -67,8 +67,14 @@ void QuicEndpoint::refresh_candidates(std::optional<std::vector<SocketAddr>> ext
     if (std::find(fresh.begin(), fresh.end(), a) == fresh.end()) fresh.push_back(a);
   }
   if (fresh == candidates_) return;
+  const bool network_changed = !candidates_.empty() && !external;
   candidates_ = std::move(fresh);
   ++candidates_epoch_;
+  // Our addresses changed: relay connections made from an old address are dead even if TCP has
+  // not noticed yet (iroh reconnects its relays on a network change too).
+  if (network_changed) {
+    for (auto& [url, relay] : relays_) relay->reconnect("network change");
+  }
   if (core_) {
     maintain_paths();
     kick();

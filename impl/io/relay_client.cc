@@ -517,6 +517,14 @@ void RelayClient::close() {
   s.timer_at.reset();
 }
 
+void RelayClient::reconnect(const std::string& why) {
+  Impl& s = *impl_;
+  if (!s.current) return;
+  auto conn = std::move(s.current);
+  conn->abort();  // its pending read completes with an error, ignored: it is no longer current
+  s.dispatch(s.core.on_disconnected(why, now_instant()));
+}
+
 relay::ClientState RelayClient::state() const { return impl_->core.state(); }
 relay::AuthMethod RelayClient::auth_method() const { return impl_->core.auth_method(); }
 std::optional<std::string> RelayClient::denial_reason() const {

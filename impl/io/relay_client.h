@@ -84,6 +84,10 @@ class RelayClient : public std::enable_shared_from_this<RelayClient> {
             std::optional<std::uint16_t> segment_size = std::nullopt);
   // Graceful stop: WebSocket close 1000, no more reconnects. Idempotent.
   void close();
+  // The network changed (our address went away, say): drop the current connection at once and
+  // reconnect, instead of waiting for pings to time out on a TCP connection that cannot work.
+  // No-op unless connected.
+  void reconnect(const std::string& why);
 
   relay::ClientState state() const;
   relay::AuthMethod auth_method() const;

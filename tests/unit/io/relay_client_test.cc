@@ -144,6 +144,30 @@ TEST(RelayClientIo, TwoClientsExchangeDatagrams) {
   io.run_for(100ms);
 }
 
+TEST(RelayClientIo, ReconnectOnNetworkChangeRedialsAtOnceAndTrafficResumes) {
+  ServerThread server(server_options());
+  const std::string url = server.start();
+  ASSERT_FALSE(url.empty());
+  net::io_context io;
+  auto a = make_peer(io, key(1), url);
+  auto b = make_peer(io, key(2), url);
+  ASSERT_TRUE(run_until(io, [&] { return connected(*a) && connected(*b); }));
+  // The relay forgets the old connection and serves the new one: traffic flows both ways.
+  a->client->reconnect("network change");
+  EXPECT_NE(a->client->state(), relay::ClientState::Connected);
+  ASSERT_TRUE(run_until(
+      io, [&] { return connected(*a) && a->client->metrics().connected == 2; }, 3000ms));
+  a->client->send(key(2).public_key(), Bytes{7, 7});
+  b->client->send(key(1).public_key(), Bytes{8, 8});
+  ASSERT_TRUE(run_until(io, [&] { return !a->rx.empty() && !b->rx.empty(); }));
+  EXPECT_EQ(b->rx.back().data, (Bytes{7, 7}));
+  EXPECT_EQ(a->rx.back().data, (Bytes{8, 8}));
+  a->client->close();
+  b->client->close();
+  io.restart();
+  io.run_for(100ms);
+}
+
 TEST(RelayClientIo, DeniedWithReason) {
   auto o = server_options();
   o.core.access.mode = relay::AccessPolicy::Mode::Allowlist;
