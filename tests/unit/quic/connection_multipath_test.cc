@@ -715,6 +715,29 @@ TEST(ConnectionMultipath, HundredSeedsRelayThenDirectThenDirectDiesCompletesOver
 // ---- (d) PATH_ABANDON exchange
 // ---------------------------------------------------------------------
 
+// The client abandons path `id` (code 0x42): it lingers abandoned, a second close is refused, and
+// both sides report PathAbandoned(id, 0x42) exactly once.
+void close_and_expect_abandoned(TwoRouteNet& n, Connection* c, std::uint32_t id) {
+  ASSERT_TRUE(c->close_path(n.now(), id, 0x42).ok());
+  EXPECT_FALSE(c->close_path(n.now(), id, 0x42).ok());  // already abandoned
+  ASSERT_TRUE(path_by_id(c, id).has_value());
+  EXPECT_TRUE(path_by_id(c, id)->abandoned);  // lingers for 3 PTO
+  ASSERT_TRUE(n.run_until(
+      [&] {
+        return !n.events_of<event::PathAbandoned>(n.client_events).empty() &&
+               !n.events_of<event::PathAbandoned>(n.server_events).empty();
+      },
+      2s));
+  auto ca = n.events_of<event::PathAbandoned>(n.client_events);
+  auto sa = n.events_of<event::PathAbandoned>(n.server_events);
+  ASSERT_EQ(ca.size(), 1u);
+  ASSERT_EQ(sa.size(), 1u);
+  EXPECT_EQ(ca.front().id, id);
+  EXPECT_EQ(ca.front().code, 0x42u);
+  EXPECT_EQ(sa.front().id, id);
+  EXPECT_EQ(sa.front().code, 0x42u);
+}
+
 // (Found a bug: a path the peer opened had no anti-amplification budget and never answered.)
 TEST(ConnectionMultipath, ClosePathAbandonsOnBothSidesForgetsAfterThreePtoAndFreesAPathId) {
   // max_path_id 1: path ids 0 and 1 only, so opening another path after abandoning 1 needs the
@@ -750,24 +773,8 @@ TEST(ConnectionMultipath, ClosePathAbandonsOnBothSidesForgetsAfterThreePtoAndFre
   EXPECT_FALSE(third.ok());
 
   const Instant closed_at = n.now();
-  ASSERT_TRUE(c->close_path(n.now(), id, 0x42).ok());
-  EXPECT_FALSE(c->close_path(n.now(), id, 0x42).ok());  // already abandoned
-  ASSERT_TRUE(path_by_id(c, id).has_value());
-  EXPECT_TRUE(path_by_id(c, id)->abandoned);  // lingers for 3 PTO
-  ASSERT_TRUE(n.run_until(
-      [&] {
-        return !n.events_of<event::PathAbandoned>(n.client_events).empty() &&
-               !n.events_of<event::PathAbandoned>(n.server_events).empty();
-      },
-      2s));
-  auto ca = n.events_of<event::PathAbandoned>(n.client_events);
-  auto sa = n.events_of<event::PathAbandoned>(n.server_events);
-  ASSERT_EQ(ca.size(), 1u);
-  ASSERT_EQ(sa.size(), 1u);
-  EXPECT_EQ(ca.front().id, id);
-  EXPECT_EQ(ca.front().code, 0x42u);
-  EXPECT_EQ(sa.front().id, id);
-  EXPECT_EQ(sa.front().code, 0x42u);
+  close_and_expect_abandoned(n, c, id);
+  if (::testing::Test::HasFatalFailure()) return;
   // Forgotten after 3 PTO: with RTTs of 4 ms (direct) and 60 ms (relay) and 25 ms max_ack_delay,
   // 3 PTO is well under a second.
   ASSERT_TRUE(n.run_until(
@@ -809,24 +816,8 @@ TEST(ConnectionMultipath, PunchedPathClosedIsAbandonedOnBothSidesAndAPathIdIsFre
   ASSERT_EQ(*id, 1u);
   EXPECT_FALSE(c->open_path(n.now(), SocketAddr::v4({10, 0, 0, 3}, 443), PathStatus::kBackup).ok());
   const Instant closed_at = n.now();
-  ASSERT_TRUE(c->close_path(n.now(), *id, 0x42).ok());
-  EXPECT_FALSE(c->close_path(n.now(), *id, 0x42).ok());  // already abandoned
-  ASSERT_TRUE(path_by_id(c, *id).has_value());
-  EXPECT_TRUE(path_by_id(c, *id)->abandoned);  // lingers for 3 PTO
-  ASSERT_TRUE(n.run_until(
-      [&] {
-        return !n.events_of<event::PathAbandoned>(n.client_events).empty() &&
-               !n.events_of<event::PathAbandoned>(n.server_events).empty();
-      },
-      2s));
-  auto ca = n.events_of<event::PathAbandoned>(n.client_events);
-  auto sa = n.events_of<event::PathAbandoned>(n.server_events);
-  ASSERT_EQ(ca.size(), 1u);
-  ASSERT_EQ(sa.size(), 1u);
-  EXPECT_EQ(ca.front().id, *id);
-  EXPECT_EQ(ca.front().code, 0x42u);
-  EXPECT_EQ(sa.front().id, *id);
-  EXPECT_EQ(sa.front().code, 0x42u);
+  close_and_expect_abandoned(n, c, *id);
+  if (::testing::Test::HasFatalFailure()) return;
   ASSERT_TRUE(n.run_until(
       [&] { return !path_by_id(c, *id).has_value() && !path_by_id(s, *id).has_value(); }, 5s))
       << "client " << dump_paths(c) << "\nserver " << dump_paths(s);
