@@ -649,6 +649,31 @@ void QuicEndpoint::arm_timer() {
   });
 }
 
+// Hole-punch rounds are due at times of their own (impl/io/quic_endpoint_paths.cc).
+void QuicEndpoint::arm_maintain_timer() {
+  std::optional<Instant> next;
+  auto consider = [&](std::optional<Instant> t) {
+    if (t && (!next || *t < *next)) next = t;
+  };
+  for (const auto& [h, pol] : path_policies_) {
+    consider(pol.schedule.next_time());
+    consider(pol.schedule.next_upgrade_check());
+  }
+  if (next == maintain_at_) return;
+  maintain_at_ = next;
+  if (!next) {
+    maintain_timer_.cancel();
+    return;
+  }
+  maintain_timer_.expires_at(to_steady(*next));
+  maintain_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closed_) return;
+    self->maintain_at_.reset();
+    self->maintain_paths();
+    self->flush();
+  });
+}
+
 void QuicEndpoint::dispatch_events() {
   // New incoming connections.
   while (auto h = core_->accept()) {

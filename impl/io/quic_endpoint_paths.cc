@@ -196,13 +196,13 @@ void QuicEndpoint::maintain_connection(QuicConnection& c, quic::Connection& qc, 
       pol.selected = sel;
       acted = true;
       // The client keeps at most one IP path: the selected one (relay paths stay as fallback).
-      if (client) {
+      const bool sel_is_ip = std::any_of(choices.begin(), choices.end(), [&](const auto& ch) {
+        return ch.id == *sel && ch.kind != quic::PathKind::kRelay;
+      });
+      if (client && sel_is_ip) {
         for (const auto& p : paths) {
           if (p.abandoned || p.id == *sel || is_relay_path(p.remote)) continue;
-          const bool sel_is_ip = std::any_of(choices.begin(), choices.end(), [&](const auto& ch) {
-            return ch.id == *sel && ch.kind != quic::PathKind::kRelay;
-          });
-          if (sel_is_ip) (void)qc.close_path(now, p.id, kApplicationAbandonPath);
+          (void)qc.close_path(now, p.id, kApplicationAbandonPath);
         }
       }
     }
@@ -231,31 +231,6 @@ void QuicEndpoint::maintain_connection(QuicConnection& c, quic::Connection& qc, 
     c.notify();
   }
   if (acted) kick();
-}
-
-void QuicEndpoint::arm_maintain_timer() {
-  std::optional<Instant> next;
-  auto consider = [&](std::optional<Instant> t) {
-    if (t && (!next || *t < *next)) next = t;
-  };
-  for (const auto& [h, pol] : path_policies_) {
-    consider(pol.schedule.next_time());
-    consider(pol.schedule.next_upgrade_check());
-  }
-  if (next == maintain_at_) return;
-  maintain_at_ = next;
-  if (!next) {
-    maintain_timer_.cancel();
-    return;
-  }
-  maintain_timer_.expires_at(std::chrono::steady_clock::time_point(
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(next->time_since_epoch())));
-  maintain_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (ec || self->closed_) return;
-    self->maintain_at_.reset();
-    self->maintain_paths();
-    self->flush();
-  });
 }
 
 }  // namespace iroh::io

@@ -407,7 +407,8 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
   const bool may_retry_next = type == PacketType::kOneRtt && path_id != 0 && !phase_flip &&
                               aead == (prev_rx ? &prev_rx->aead() : nullptr);
   if (may_retry_next) retry_copy.assign(packet.begin(), packet.end());
-  auto decrypted = decrypt_payload(packet, *opened, *aead, multipath() ? path_id : 0);
+  auto decrypted =
+      decrypt_payload(packet, *opened, *aead, path_id);  // path_id is 0 without multipath
   if (!decrypted && may_retry_next) {
     // Not the previous phase after all: the peer's key update, seen first on this path.
     std::memcpy(packet.data(), retry_copy.data(), packet.size());
@@ -427,9 +428,6 @@ void Connection::Impl::on_packet(Instant now, const SocketAddr& from,
             return;
           }
         }
-      }
-      if (peer_reset_token && std::equal(tail.begin(), tail.end(), peer_reset_token->begin())) {
-        enter_draining(now, CloseReason{CloseReason::Kind::kStatelessReset, 0, 0, "", {}});
       }
     }
     return;  // RFC 9001 §5.5: undecryptable packets are dropped silently

@@ -260,6 +260,7 @@ struct Connection::Impl {
   Path& send_path();
   const Path& send_path() const;
   bool path_wants_to_send(Instant now, const Path& p) const;
+  bool owes_response_on(const Path& p) const;  // an on-path PATH_RESPONSE is due on `p`
   Path* new_path(Instant now, std::uint32_t id, const SocketAddr& remote);
   void issue_local_cids(std::uint32_t path_id, std::size_t want);
   void issue_path_cids();  // after the handshake: CIDs for every path id we allow

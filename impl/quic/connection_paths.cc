@@ -85,10 +85,15 @@ bool Connection::Impl::path_wants_to_send(Instant now, const Path& p) const {
   if (p.challenge_pending && p.challenge) return true;
   if (p.app.probes_pending > 0) return true;
   if (p.ping_pending && !p.abandoned) return true;
+  if (owes_response_on(p)) return true;
+  if (p.app.acks.ack_due(now) && !p.abandoned) return true;
+  return false;
+}
+
+bool Connection::Impl::owes_response_on(const Path& p) const {
   for (const auto& r : path_responses) {
     if (r.path_id == p.id && r.dest == p.remote) return true;
   }
-  if (p.app.acks.ack_due(now) && !p.abandoned) return true;
   return false;
 }
 
@@ -110,10 +115,6 @@ Path* Connection::Impl::new_path(Instant now, std::uint32_t id, const SocketAddr
   // the first path's RTT when no idle timeout is set.
   p->challenge_deadline =
       now + std::max<Duration>(config.path_idle_timeout, 3 * pto(path(), path().app));
-  if (p->validated) {
-    // Same address as a validated path: still confirm the peer's side with a challenge, but
-    // data may flow already.
-  }
   next_path_id = std::max(next_path_id, id + 1);
   Path* raw = p.get();
   auto pos = std::find_if(paths.begin(), paths.end(),
@@ -183,21 +184,12 @@ void Connection::Impl::abandon_path(Instant now, Path& p, std::uint64_t code, bo
   events.push_back(event::PathAbandoned{p.id, code});
   qlog(now, "transport:path_abandoned",
        "{\"path_id\":" + std::to_string(p.id) + ",\"error_code\":" + std::to_string(code) + "}");
-  // Data in flight on the path is resent elsewhere now rather than after its loss timer.
+  // Everything in flight on the path (data and control frames) is resent elsewhere now rather
+  // than after its loss timer; not a congestion signal.
   for (auto& [pn, frames] : p.app.sent_frames) {
-    for (const auto& s : frames.streams) {
-      auto it = streams.find(s.stream_id);
-      if (it == streams.end() || !it->second.send) continue;
-      it->second.send->on_lost(s.offset, s.length, s.fin);
-      if (it->second.send->has_data_to_send()) schedule_stream(s.stream_id);
-    }
-  }
-  for (auto& [pn, frames] : p.app.sent_frames) {
-    SentFrames copy = frames;
-    copy.streams.clear();
     SentPacketMeta meta{};
     meta.pn = pn;
-    on_packet_lost(now, p, p.app, meta, copy, false);
+    on_packet_lost(now, p, p.app, meta, frames, false);
   }
   p.app.sent_frames.clear();
   (void)p.app.sent.discard();

@@ -212,10 +212,7 @@ bool Connection::Impl::space_wants_to_send(Instant now, const Path& p, bool data
   if (sp.acks.ack_due(now)) return true;
   if (sp.probes_pending > 0) return true;
   if (sp.id == SpaceId::kApplication) {
-    if (p.ping_pending || (p.challenge_pending && p.challenge)) return true;
-    for (const auto& r : path_responses) {
-      if (r.path_id == p.id && r.dest == p.remote) return true;
-    }
+    if (p.ping_pending || (p.challenge_pending && p.challenge) || owes_response_on(p)) return true;
   }
   if (!cc_allowed) return false;
   if (sp.crypto_send.has_data_to_send()) return true;
